@@ -1,0 +1,227 @@
+"""The application factory: routers, error handling, metrics, and the lifespan that holds
+the store, the pool and the key ring."""
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypedDict
+
+import psycopg
+import psycopg_pool
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import audit
+import border
+import core
+from audit import api as audit_api
+from audit import service as audit_service
+from border import api as border_api
+from border import models
+from border.metrics import Metrics
+from core.auth import Principal, authenticate
+from core.db import transaction
+from core.errors import (
+    BorderError,
+    InvalidRequest,
+    MethodNotAllowed,
+    RouteNotFound,
+    Unavailable,
+)
+from core.runtime import Runtime
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def migration_dirs() -> list[Path]:
+    """Every package's migrations folder, in the order the layers are built."""
+    return [Path(pkg.__file__).parent / "migrations" for pkg in (core, audit, border)]  # type: ignore[arg-type]
+
+
+class State(TypedDict):
+    rt: Runtime
+
+
+def _route_name(scope: Scope) -> str:
+    route = scope.get("route")
+    return str(getattr(route, "name", None) or getattr(route, "path", None) or "unmatched")
+
+
+def _audit_refusal(request: Request, code: str, status: int) -> None:
+    """Record a refused or failed request in a transaction of its own: the request's own
+    transaction, if any, was rolled back. A caller without a valid key is ``anonymous``."""
+    rt: Runtime | None = getattr(request.state, "rt", None)
+    if rt is None:
+        return
+    principal: Principal | None = getattr(request.state, "principal", None)
+    try:
+        with transaction(rt.pool) as conn:
+            audit_service.append(
+                conn,
+                rt.keys,
+                actor=principal.actor if principal else "anonymous",
+                role=principal.role if principal else None,
+                purpose=principal.purpose if principal else None,
+                action=_route_name(request.scope),
+                outcome=code,
+                detail={"status": status, "method": request.method},
+            )
+    except (psycopg.Error, psycopg_pool.PoolTimeout):
+        log.warning("could not audit a refused request (%s): the store is unavailable", code)
+
+
+def _error_response(request: Request, exc: BorderError) -> JSONResponse:
+    if exc.status != Unavailable.status:
+        _audit_refusal(request, exc.code, exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def _border_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BorderError)
+    return _error_response(request, exc)
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Field paths and messages only: pydantic's "input" may hold personal data.
+    problems = [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
+    return _error_response(
+        request, InvalidRequest(f"the request is not valid: {summary}", problems=problems)
+    )
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error_response(request, RouteNotFound(f"no route {request.url.path}"))
+    if exc.status_code == 405:
+        return _error_response(request, MethodNotAllowed(f"{request.method} is not allowed here"))
+    return _error_response(request, InvalidRequest(str(exc.detail)))
+
+
+def _store_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("store unavailable: %s", type(exc).__name__)
+    return _error_response(
+        request, Unavailable("the records store is unavailable; retry in a few seconds")
+    )
+
+
+class RequestContext:
+    """Pure ASGI middleware: request id, Prometheus figures, and the last line of defence.
+
+    An unexpected exception becomes a 500 carrying only the request id; the log gets the
+    exception type and the stack's file/line/function, never the message or locals, which
+    may hold personal data.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            frames = "; ".join(
+                f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+            )
+            log.error("request %s failed: %s at %s", request_id, type(exc).__name__, frames)
+            if response_started:
+                raise
+            request = Request(scope)
+            await run_in_threadpool(_audit_refusal, request, "internal", 500)
+            response = JSONResponse(
+                {
+                    "error": "internal",
+                    "detail": f"internal error; quote request id {request_id} to the operator",
+                    "request_id": request_id,
+                },
+                status_code=500,
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            self.metrics.observe(
+                scope["method"], _route_name(scope), status, time.perf_counter() - started
+            )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service. Nothing starts until the lifespan runs (uvicorn, or a TestClient
+    used as a context manager)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        rt = await run_in_threadpool(Runtime.start, settings, migration_dirs())
+        try:
+            yield {"rt": rt}
+        finally:
+            await run_in_threadpool(rt.close)
+
+    app = FastAPI(
+        title="Border",
+        version="1",
+        summary="Biometric border management and visa compliance",
+        lifespan=lifespan,
+    )
+
+    # Authenticated by default: every /v1 route sits under this router.
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    v1.include_router(border_api.router)
+    v1.include_router(audit_api.router)
+    app.include_router(v1)
+
+    @app.get("/health", tags=["ops"], name="health")
+    def health() -> models.Health:
+        return models.Health(status="ok")
+
+    @app.get("/metrics", tags=["ops"], name="metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        body, content_type = metrics.render()
+        return PlainTextResponse(body, media_type=content_type)
+
+    handlers: dict[Any, Any] = {
+        BorderError: _border_error,
+        RequestValidationError: _validation_error,
+        StarletteHTTPException: _http_error,
+        psycopg.OperationalError: _store_down,
+        psycopg_pool.PoolTimeout: _store_down,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+    app.add_middleware(RequestContext, metrics=metrics)
+    return app

@@ -1,0 +1,145 @@
+"""The ``border`` command line (DESIGN §7a). Every command reads the same settings as the
+service, from ``BORDER_*`` variables."""
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+from uuid import UUID
+
+import typer
+
+from audit import service as audit_service
+from border import models, service
+from border.app import create_app, migration_dirs
+from core import auth, db
+from core.errors import BorderError, ConfigurationError
+from core.runtime import Runtime
+from core.settings import Settings
+
+app = typer.Typer(help="Border: biometric border management.", no_args_is_help=True)
+clients = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
+keys = typer.Typer(help="Master keys.", no_args_is_help=True)
+audit = typer.Typer(help="The audit log.", no_args_is_help=True)
+database = typer.Typer(help="The records store.", no_args_is_help=True)
+app.add_typer(clients, name="clients")
+app.add_typer(keys, name="keys")
+app.add_typer(audit, name="audit")
+app.add_typer(database, name="db")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    try:
+        rt = Runtime.start(settings, migration_dirs())
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield rt
+    except BorderError as exc:
+        raise _fail(f"{exc.code}: {exc.detail}") from None
+    finally:
+        rt.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP service; migrations are applied at start."""
+    import uvicorn
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+
+
+@database.command("url")
+def db_url() -> None:
+    """Print the connection URL of the store in use (for psql and backups). The embedded
+    server is left running so the URL still answers."""
+    settings = Settings()
+    try:
+        store = db.locate(settings, keep_running=True)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(store.url)
+
+
+@clients.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="Who or what holds the key.")],
+    role: Annotated[str, typer.Option(help="kiosk, officer, consular, auditor or admin.")],
+    border_point: Annotated[
+        str | None, typer.Option(help="Bind the key to one border point.")
+    ] = None,
+) -> None:
+    """Create an API client; its key is printed once, alone on the last line."""
+    try:
+        body = models.ClientIn(name=name, role=role, border_point=border_point)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(f"invalid client: {exc}") from None
+    with _runtime() as rt:
+        created = service.create_client(rt, auth.command_line("clients create"), body)
+    typer.echo(f"client {created.client_id} ({created.role}) created; its key, shown once:")
+    typer.echo(created.api_key)
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """List API clients (never their keys)."""
+    with _runtime() as rt:
+        rows = service.list_clients(rt, auth.command_line("clients list"))
+    for row in rows:
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+        typer.echo(
+            f"{row.client_id}  {row.role:<8}  {row.border_point or '-':<12}  {state}  {row.name}"
+        )
+
+
+@clients.command("revoke")
+def clients_revoke(client_id: UUID) -> None:
+    """Revoke a client's key; it stops working at once."""
+    with _runtime() as rt:
+        service.revoke_client(rt, auth.command_line("clients revoke"), client_id)
+    typer.echo(f"client {client_id} revoked")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a master key version (or take the newest in BORDER_MASTER_KEY) and re-wrap every
+    data key under it."""
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"re-wrapped {done}/{total} data keys", err=True)
+
+    with _runtime() as rt:
+        result = service.rotate_keys(rt, auth.command_line("keys rotate"), progress)
+    typer.echo(f"master key version {result.version}: {result.rewrapped} data keys re-wrapped")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain: exit 0 when it holds, 1 with the first bad seq when not."""
+    with _runtime() as rt:
+        verdict = audit_service.verify(rt.pool, rt.keys, auth.command_line("audit verify"))
+    if verdict.ok:
+        typer.echo(f"audit chain ok: {verdict.events} events, head {verdict.head_hash.hex()}")
+        return
+    typer.echo(
+        f"audit chain BROKEN at seq {verdict.first_bad_seq} ({verdict.reason}); "
+        f"{verdict.events} events verified before it",
+    )
+    raise typer.Exit(1)

@@ -1,0 +1,138 @@
+"""SQL for the core tables: api_clients, master_key_versions, data_keys.
+
+Functions take a connection and never commit; the caller owns the transaction.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from psycopg.rows import class_row
+
+from core.db import Conn
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    id: UUID
+    name: str
+    role: str
+    border_point: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DataKeyRow:
+    owner_id: UUID
+    key_version: int
+    wrapped: bytes
+
+
+def insert_client(conn: Conn, client: ClientRow, key_sha256: bytes) -> None:
+    conn.execute(
+        "INSERT INTO api_clients (id, name, role, border_point, key_sha256, created_at)"
+        " VALUES (%(id)s, %(name)s, %(role)s, %(border_point)s, %(key)s, %(created_at)s)",
+        {
+            "id": client.id,
+            "name": client.name,
+            "role": client.role,
+            "border_point": client.border_point,
+            "key": key_sha256,
+            "created_at": client.created_at,
+        },
+    )
+
+
+def client_by_key(conn: Conn, key_sha256: bytes) -> ClientRow | None:
+    with conn.cursor(row_factory=class_row(ClientRow)) as cur:
+        return cur.execute(
+            "SELECT id, name, role, border_point, created_at, revoked_at FROM api_clients"
+            " WHERE key_sha256 = %(key)s AND revoked_at IS NULL",
+            {"key": key_sha256},
+        ).fetchone()
+
+
+def list_clients(conn: Conn) -> list[ClientRow]:
+    with conn.cursor(row_factory=class_row(ClientRow)) as cur:
+        return cur.execute(
+            "SELECT id, name, role, border_point, created_at, revoked_at FROM api_clients"
+            " ORDER BY created_at, id"
+        ).fetchall()
+
+
+def revoke_client(conn: Conn, client_id: UUID, at: datetime) -> ClientRow | None:
+    """Revoke a client; returns it, or None when there is no such client. Revoking twice
+    keeps the first revocation time."""
+    with conn.cursor(row_factory=class_row(ClientRow)) as cur:
+        return cur.execute(
+            "UPDATE api_clients SET revoked_at = coalesce(revoked_at, %(at)s)"
+            " WHERE id = %(id)s RETURNING id, name, role, border_point, created_at, revoked_at",
+            {"id": client_id, "at": at},
+        ).fetchone()
+
+
+def master_key_checks(conn: Conn) -> dict[int, bytes]:
+    rows = conn.execute("SELECT version, key_check FROM master_key_versions").fetchall()
+    return {int(v): bytes(c) for v, c in rows}
+
+
+def register_master_key(conn: Conn, version: int, key_check: bytes, at: datetime) -> None:
+    conn.execute(
+        "INSERT INTO master_key_versions (version, key_check, created_at)"
+        " VALUES (%(v)s, %(c)s, %(at)s) ON CONFLICT (version) DO NOTHING",
+        {"v": version, "c": key_check, "at": at},
+    )
+
+
+def data_key_versions(conn: Conn) -> set[int]:
+    rows = conn.execute("SELECT DISTINCT key_version FROM data_keys").fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def get_data_key(conn: Conn, owner_id: UUID) -> DataKeyRow | None:
+    with conn.cursor(row_factory=class_row(DataKeyRow)) as cur:
+        return cur.execute(
+            "SELECT owner_id, key_version, wrapped FROM data_keys WHERE owner_id = %(o)s",
+            {"o": owner_id},
+        ).fetchone()
+
+
+def insert_data_key(conn: Conn, row: DataKeyRow, at: datetime) -> DataKeyRow:
+    """Insert a wrapped key unless the owner already has one; return the key that stands."""
+    conn.execute(
+        "INSERT INTO data_keys (owner_id, key_version, wrapped, created_at)"
+        " VALUES (%(o)s, %(v)s, %(w)s, %(at)s) ON CONFLICT (owner_id) DO NOTHING",
+        {"o": row.owner_id, "v": row.key_version, "w": row.wrapped, "at": at},
+    )
+    stored = get_data_key(conn, row.owner_id)
+    assert stored is not None
+    return stored
+
+
+def delete_data_key(conn: Conn, owner_id: UUID) -> bool:
+    cur = conn.execute("DELETE FROM data_keys WHERE owner_id = %(o)s", {"o": owner_id})
+    return cur.rowcount > 0
+
+
+def count_data_keys_below(conn: Conn, version: int) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM data_keys WHERE key_version < %(v)s", {"v": version}
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def lock_data_keys_below(conn: Conn, version: int, limit: int) -> list[DataKeyRow]:
+    with conn.cursor(row_factory=class_row(DataKeyRow)) as cur:
+        return cur.execute(
+            "SELECT owner_id, key_version, wrapped FROM data_keys WHERE key_version < %(v)s"
+            " ORDER BY owner_id LIMIT %(n)s FOR UPDATE SKIP LOCKED",
+            {"v": version, "n": limit},
+        ).fetchall()
+
+
+def rewrap_data_key(conn: Conn, row: DataKeyRow) -> None:
+    conn.execute(
+        "UPDATE data_keys SET key_version = %(v)s, wrapped = %(w)s WHERE owner_id = %(o)s",
+        {"o": row.owner_id, "v": row.key_version, "w": row.wrapped},
+    )

@@ -1,0 +1,98 @@
+"""Test fixtures: one embedded PostgreSQL for the session, a fresh database per test cloned
+from a migrated template, and apps built by ``create_app`` exactly as in production."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import sql
+
+from border import models, service
+from border.app import create_app, migration_dirs
+from core import auth, db, migrate
+from core.runtime import Runtime
+from core.settings import Settings
+
+FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+TEMPLATE = "border_template"
+
+
+@pytest.fixture(autouse=True)
+def _no_border_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own BORDER_* variables must not leak into the tests."""
+    for name in list(os.environ):
+        if name.startswith("BORDER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's embedded server, reached as its superuser, with a migrated template."""
+    data_dir = tmp_path_factory.mktemp("pg")
+    store = db.locate(Settings(data_dir=data_dir))
+    admin_url = store.url.replace(f"/{db.EMBEDDED_DATABASE}?", "/postgres?")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    with psycopg.connect(_with_database(admin_url, TEMPLATE), autocommit=True) as conn:
+        migrate.apply(conn, migration_dirs())
+    yield admin_url
+
+
+def _with_database(url: str, name: str) -> str:
+    return url.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of the test's own, migrated, empty; dropped afterwards."""
+    name = f"t_{uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
+    yield _with_database(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=database_url, pool_min_size=1)
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.start(settings, migration_dirs())
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def runtime_of(test_client: TestClient) -> Runtime:
+    """The runtime the app's lifespan started."""
+    rt: Runtime = test_client.app_state["rt"]
+    return rt
+
+
+def new_key(rt: Runtime, role: str, border_point: str | None = None) -> str:
+    """An API key for a new client with ``role``, created as the command line does."""
+    body = models.ClientIn(name=f"test {role}", role=role, border_point=border_point)  # type: ignore[arg-type]
+    return service.create_client(rt, auth.command_line("test setup"), body).api_key
+
+
+@pytest.fixture
+def headers(client: TestClient) -> dict[str, dict[str, str]]:
+    """Authorization headers for one client of every role."""
+    rt = runtime_of(client)
+    return {role: {"Authorization": f"Bearer {new_key(rt, role)}"} for role in auth.ROLES}
