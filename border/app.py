@@ -15,6 +15,7 @@ import psycopg_pool
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,7 @@ from audit import service as audit_service
 from border import api as border_api
 from border import models
 from border.metrics import Metrics
+from core import auth
 from core.auth import Principal, authenticate
 from core.db import transaction
 from core.errors import (
@@ -92,6 +94,12 @@ def _border_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and getattr(request.state, "principal", None) is None:
+        try:
+            auth.check_access(request, route.dependant)
+        except BorderError as refusal:
+            return _error_response(request, refusal)
     # Field paths and messages only: pydantic's "input" may hold personal data.
     problems = [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
@@ -197,6 +205,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Biometric border management and visa compliance",
         lifespan=lifespan,
+        # Only /health and /metrics are open; the schema is served to no one anonymous.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
 
     # Authenticated by default: every /v1 route sits under this router.

@@ -4,12 +4,12 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 
 from core import store as core_store
 from core.errors import Forbidden, InvalidRequest, Unauthorized
@@ -92,20 +92,41 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require_role(*roles: str) -> Callable[[Request], Principal]:
-    unknown = set(roles) - set(ROLES)
-    if unknown:
-        raise ValueError(f"unknown roles {sorted(unknown)}")
+class RoleCheck:
+    """Dependency that admits the roles given and refuses every other with a 403."""
 
-    def check(request: Request) -> Principal:
+    def __init__(self, *roles: str) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
+        self.roles = roles
+
+    def __call__(self, request: Request) -> Principal:
         principal: Principal | None = getattr(request.state, "principal", None)
         if principal is None:
             principal = authenticate(request)
-        if principal.role not in roles:
-            raise Forbidden(f"role {principal.role} may not do this; allowed: {', '.join(roles)}")
+        if principal.role not in self.roles:
+            raise Forbidden(
+                f"role {principal.role} may not do this; allowed: {', '.join(self.roles)}"
+            )
         return principal
 
-    return check
+
+def require_role(*roles: str) -> RoleCheck:
+    return RoleCheck(*roles)
+
+
+def check_access(request: Request, dependant: Dependant) -> None:
+    """Run a route's authentication and role checks by hand.
+
+    FastAPI parses a JSON body before it solves dependencies, so a malformed body would
+    otherwise be answered 422 to a caller with no key or the wrong role; the error handler
+    calls this first, so such callers get their 401 or 403.
+    """
+    for dep in dependant.dependencies:
+        if dep.call is authenticate or isinstance(dep.call, RoleCheck):
+            dep.call(request)
+        check_access(request, dep)
 
 
 KioskOrOfficer = Annotated[Principal, Depends(require_role("kiosk", "officer"))]

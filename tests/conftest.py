@@ -30,8 +30,9 @@ def _no_border_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The session's embedded server, reached as its superuser, with a migrated template."""
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's embedded server, reached as its superuser, with a migrated template.
+    The server stops when the test process exits."""
     data_dir = tmp_path_factory.mktemp("pg")
     store = db.locate(Settings(data_dir=data_dir))
     admin_url = store.url.replace(f"/{db.EMBEDDED_DATABASE}?", "/postgres?")
@@ -39,7 +40,7 @@ def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     with psycopg.connect(_with_database(admin_url, TEMPLATE), autocommit=True) as conn:
         migrate.apply(conn, migration_dirs())
-    yield admin_url
+    return admin_url
 
 
 def _with_database(url: str, name: str) -> str:

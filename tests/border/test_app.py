@@ -1,0 +1,205 @@
+import logging
+from collections.abc import Iterator
+from uuid import uuid4
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.conninfo import conninfo_to_dict
+
+from border.app import create_app
+from core.settings import Settings
+from tests.conftest import runtime_of
+
+Headers = dict[str, dict[str, str]]
+
+
+def audit_rows(client: TestClient) -> list[tuple[str, str | None, str, str, str | None]]:
+    with runtime_of(client).pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT actor, role, action, outcome, purpose FROM audit_events ORDER BY seq"
+        ).fetchall()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+class TestOpenRoutes:
+    def test_health(self, client: TestClient) -> None:
+        response = client.get("/health")
+        assert response.json() == {"status": "ok"}
+        assert len(response.headers["x-request-id"]) == 32
+
+    def test_metrics_count_requests_per_route_and_status(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        client.get("/v1/audit/verify", headers=headers["auditor"])
+        client.get("/v1/audit/verify", headers=headers["kiosk"])
+        text = client.get("/metrics").text
+        assert (
+            'border_http_requests_total{method="GET",route="audit.verify",status="200"} 1.0' in text
+        )
+        assert (
+            'border_http_requests_total{method="GET",route="audit.verify",status="403"} 1.0' in text
+        )
+        assert (
+            'border_http_request_duration_seconds_bucket{le="0.15",method="GET",route="audit.verify"}'
+            in text
+        )
+
+    def test_the_schema_and_docs_are_not_open(self, client: TestClient) -> None:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert client.get(path).status_code == 404
+
+
+class TestErrors:
+    def test_unknown_route_is_a_404_with_a_code(self, client: TestClient) -> None:
+        response = client.get("/v1/nowhere")
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+
+    def test_wrong_method_is_a_405_with_a_code(self, client: TestClient, headers: Headers) -> None:
+        response = client.put("/v1/audit/verify", headers=headers["auditor"])
+        assert response.status_code == 405
+        assert response.json()["error"] == "invalid_request"
+
+    def test_validation_errors_carry_fields_not_input(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        response = client.post(
+            "/v1/clients", headers=headers["admin"], json={"name": "x", "role": "JOHN SMITH 1970"}
+        )
+        body = response.json()
+        assert response.status_code == 422
+        assert body["error"] == "invalid_request"
+        assert ["body", "role"] in [p["loc"] for p in body["problems"]]
+        assert "JOHN SMITH" not in response.text
+
+    def test_unexpected_errors_give_a_request_id_and_log_no_message(
+        self, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = create_app(settings)
+
+        def boom() -> None:
+            raise ValueError("surname SMITH passport L898902C3")
+
+        app.add_api_route("/boom", boom)
+        with (
+            TestClient(app, raise_server_exceptions=False) as client,
+            caplog.at_level(logging.ERROR),
+        ):
+            response = client.get("/boom")
+        body = response.json()
+        assert response.status_code == 500
+        assert body["error"] == "internal"
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert "SMITH" not in response.text
+        assert body["request_id"] in caplog.text
+        assert "ValueError" in caplog.text
+        assert "SMITH" not in caplog.text
+        assert "L898902C3" not in caplog.text
+
+
+class TestStoreOutage:
+    @pytest.fixture
+    def quick(self, settings: Settings) -> Iterator[TestClient]:
+        fast = Settings(**{**settings.model_dump(), "pool_timeout_s": 1.0})
+        with TestClient(create_app(fast), raise_server_exceptions=False) as client:
+            yield client
+
+    def test_503_while_the_store_is_down_then_recovers(
+        self, quick: TestClient, headers: Headers, pg_admin_url: str, database_url: str
+    ) -> None:
+        auditor = headers["auditor"]
+        name = conninfo_to_dict(database_url)["dbname"]
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'.encode())
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            response = quick.get("/v1/audit/verify", headers=auditor)
+            assert response.status_code == 503
+            assert response.json()["error"] == "unavailable"
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'.encode())
+        response = quick.get("/v1/audit/verify", headers=auditor)
+        assert response.status_code == 200
+        assert response.json()["ok"] is True
+
+
+class TestClients:
+    def test_create_use_and_revoke_a_key(self, client: TestClient, headers: Headers) -> None:
+        created = client.post(
+            "/v1/clients",
+            headers=headers["admin"],
+            json={"name": "kiosk 7", "role": "kiosk", "border_point": "UTO-AIR-1"},
+        )
+        assert created.status_code == 201
+        body = created.json()
+        assert body["api_key"].startswith("border_")
+        assert len(body["api_key"]) > 40
+        listed = client.get("/v1/clients", headers=headers["admin"]).json()
+        assert body["client_id"] in {c["client_id"] for c in listed}
+        assert "api_key" not in listed[0]
+        kiosk = {"Authorization": f"Bearer {body['api_key']}"}
+        assert client.get("/v1/audit/verify", headers=kiosk).status_code == 403
+        revoked = client.delete(f"/v1/clients/{body['client_id']}", headers=headers["admin"])
+        assert revoked.status_code == 204
+        assert client.get("/v1/audit/verify", headers=kiosk).status_code == 401
+
+    def test_only_the_hash_of_a_key_is_stored(self, client: TestClient, headers: Headers) -> None:
+        key = client.post(
+            "/v1/clients", headers=headers["admin"], json={"name": "a", "role": "officer"}
+        ).json()["api_key"]
+        with runtime_of(client).pool.connection() as conn:
+            stored = [bytes(r[0]) for r in conn.execute("SELECT key_sha256 FROM api_clients")]
+        assert all(key.encode() not in s and len(s) == 32 for s in stored)
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"name": "x", "role": "root"},
+            {"name": "", "role": "kiosk"},
+            {"name": "x", "role": "kiosk", "border_point": "../etc"},
+            {"name": "x", "role": "kiosk", "extra": 1},
+            {"role": "kiosk"},
+        ],
+    )
+    def test_bad_clients_are_refused_and_nothing_is_written(
+        self, client: TestClient, headers: Headers, body: dict[str, object]
+    ) -> None:
+        with runtime_of(client).pool.connection() as conn:
+            before = conn.execute("SELECT count(*) FROM api_clients").fetchone()
+        response = client.post("/v1/clients", headers=headers["admin"], json=body)
+        assert response.status_code == 422
+        with runtime_of(client).pool.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM api_clients").fetchone() == before
+        assert audit_rows(client)[-1][2:4] == ("clients.create", "invalid_request")
+
+    def test_revoking_an_unknown_client_is_404(self, client: TestClient, headers: Headers) -> None:
+        response = client.delete(f"/v1/clients/{uuid4()}", headers=headers["admin"])
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+
+
+class TestAuditTrail:
+    def test_purpose_is_recorded_and_checked(self, client: TestClient, headers: Headers) -> None:
+        ok = client.get(
+            "/v1/audit/verify", headers={**headers["auditor"], "X-Purpose": "quarterly review"}
+        )
+        assert ok.status_code == 200
+        assert audit_rows(client)[-1][2:] == ("audit.verify", "ok", "quarterly review")
+        bad = client.get(
+            "/v1/audit/verify", headers={**headers["auditor"], "X-Purpose": "<script>"}
+        )
+        assert bad.status_code == 422
+        actor, role, action, outcome, _ = audit_rows(client)[-1]
+        assert (role, action, outcome) == ("auditor", "audit.verify", "invalid_request")
+        assert actor != "anonymous"
+
+    def test_refusals_are_audited_under_the_caller(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        client.get("/v1/audit/events", headers=headers["kiosk"])
+        client.get("/v1/audit/events", headers={"Authorization": "Bearer nope"})
+        rows = audit_rows(client)
+        assert rows[-2][1:4] == ("kiosk", "audit.events.read", "forbidden")
+        assert rows[-1][:4] == ("anonymous", None, "audit.events.read", "unauthorized")

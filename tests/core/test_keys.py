@@ -1,0 +1,190 @@
+import base64
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID, uuid4
+
+import pytest
+
+from border import service
+from border.app import migration_dirs
+from core import auth, crypto
+from core.db import Conn, transaction
+from core.errors import ConfigurationError
+from core.keys import KEY_FILE_NAME
+from core.runtime import Runtime
+from core.settings import Settings
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime.start(settings, migration_dirs())
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def with_ring(settings: Settings, ring: str) -> Settings:
+    """The same store and data directory, the master key ring given as BORDER_MASTER_KEY."""
+    return Settings(**{**settings.model_dump(), "master_key": ring})
+
+
+def b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def seal_records(rt: Runtime, owners: list[UUID]) -> None:
+    """A stand-in for a domain table: one sealed value per owner, bound to its row."""
+    with transaction(rt.pool) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS sealed (id uuid PRIMARY KEY, blob bytea)")
+        for owner in owners:
+            dek = rt.keys.data_key(conn, owner, create=True)
+            assert dek is not None
+            blob = crypto.seal(dek, owner.bytes, crypto.aad("sealed", "blob", owner))
+            conn.execute("INSERT INTO sealed VALUES (%s, %s)", (owner, blob))
+
+
+def read_records(rt: Runtime, conn: Conn) -> dict[UUID, bytes]:
+    out = {}
+    for owner, blob in conn.execute("SELECT id, blob FROM sealed").fetchall():
+        dek = rt.keys.data_key(conn, owner)
+        assert dek is not None
+        out[owner] = crypto.unseal(dek, bytes(blob), crypto.aad("sealed", "blob", owner))
+    return out
+
+
+class TestMasterKeyFile:
+    def test_first_start_creates_an_owner_only_key_file(self, settings: Settings) -> None:
+        with running(settings):
+            path = settings.data_dir / KEY_FILE_NAME
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            assert set(crypto.read_key_file(path).keys) == {1}
+
+    def test_a_replaced_key_file_fails_loudly_at_start(self, settings: Settings) -> None:
+        with running(settings):
+            pass
+        crypto.write_key_file(
+            crypto.MasterKeys({1: crypto.new_key()}), settings.data_dir / KEY_FILE_NAME
+        )
+        with pytest.raises(ConfigurationError, match="version 1 is not the key"):
+            Runtime.start(settings, migration_dirs())
+
+    def test_a_lost_key_file_is_not_silently_replaced(self, settings: Settings) -> None:
+        with running(settings):
+            pass
+        (settings.data_dir / KEY_FILE_NAME).unlink()
+        with pytest.raises(ConfigurationError, match="is missing"):
+            Runtime.start(settings, migration_dirs())
+        assert not (settings.data_dir / KEY_FILE_NAME).exists()
+
+
+class TestMasterKeyFromEnvironment:
+    def test_wrong_key_fails_loudly_at_start(self, settings: Settings) -> None:
+        right = with_ring(settings, b64(crypto.new_key()))
+        with running(right):
+            pass
+        wrong = with_ring(settings, b64(crypto.new_key()))
+        with pytest.raises(ConfigurationError, match="not the key this store was written with"):
+            Runtime.start(wrong, migration_dirs())
+        assert not (settings.data_dir / KEY_FILE_NAME).exists()
+
+    def test_rotation_then_retiring_the_old_version(self, settings: Settings) -> None:
+        k1, k2 = b64(crypto.new_key()), b64(crypto.new_key())
+        owners = [uuid4() for _ in range(5)]
+        with running(with_ring(settings, f"1:{k1}")) as rt:
+            seal_records(rt, owners)
+        # The new version alone cannot read keys still wrapped under version 1.
+        with pytest.raises(ConfigurationError, match=r"versions \[1\]"):
+            Runtime.start(with_ring(settings, f"2:{k2}"), migration_dirs())
+        with running(with_ring(settings, f"1:{k1},2:{k2}")) as rt:
+            result = service.rotate_keys(rt, auth.command_line("test"))
+        assert result.version == 2
+        assert result.rewrapped == len(owners) + 1  # and the system root key
+        with running(with_ring(settings, f"2:{k2}")) as rt, rt.pool.connection() as conn:
+            assert read_records(rt, conn) == {o: o.bytes for o in owners}
+
+
+class TestDataKeys:
+    def test_one_key_per_owner_kept_across_restarts(self, settings: Settings) -> None:
+        owner = uuid4()
+        with running(settings) as rt, rt.pool.connection() as conn:
+            first = rt.keys.data_key(conn, owner, create=True)
+            assert rt.keys.data_key(conn, owner, create=True) == first
+            index = rt.keys.blind_index("UTO|L898902C3")
+        with running(settings) as rt, rt.pool.connection() as conn:
+            assert rt.keys.data_key(conn, owner) == first
+            assert rt.keys.blind_index("UTO|L898902C3") == index
+            assert rt.keys.data_key(conn, uuid4()) is None
+
+    def test_shredded_key_leaves_its_records_unreadable(self, rt: Runtime) -> None:
+        owner = uuid4()
+        seal_records(rt, [owner])
+        with transaction(rt.pool) as conn:
+            assert rt.keys.shred(conn, owner)
+            assert rt.keys.data_key(conn, owner) is None
+            assert not rt.keys.shred(conn, owner)
+
+    def test_ciphertext_moved_to_another_row_fails(self, rt: Runtime) -> None:
+        a, b = uuid4(), uuid4()
+        seal_records(rt, [a, b])
+        with transaction(rt.pool) as conn:
+            conn.execute("UPDATE sealed SET blob = (SELECT blob FROM sealed WHERE id = %s)", (a,))
+            dek_b = rt.keys.data_key(conn, b)
+            assert dek_b is not None
+            (blob,) = conn.execute("SELECT blob FROM sealed WHERE id = %s", (b,)).fetchone() or ()
+            with pytest.raises(crypto.DecryptionError):
+                crypto.unseal(dek_b, bytes(blob), crypto.aad("sealed", "blob", b))
+
+    def test_keys_and_records_stored_without_plaintext(self, rt: Runtime) -> None:
+        owner = uuid4()
+        seal_records(rt, [owner])
+        with rt.pool.connection() as conn:
+            dek = rt.keys.data_key(conn, owner)
+            assert dek is not None
+            (wrapped,) = (
+                conn.execute(
+                    "SELECT wrapped FROM data_keys WHERE owner_id = %s", (owner,)
+                ).fetchone()
+                or ()
+            )
+            assert dek not in bytes(wrapped)
+            (blob,) = conn.execute("SELECT blob FROM sealed").fetchone() or ()
+            assert owner.bytes not in bytes(blob)
+
+
+class TestRotation:
+    def test_rotation_keeps_every_record_readable(self, settings: Settings) -> None:
+        owners = [uuid4() for _ in range(7)]
+        with running(settings) as rt:
+            seal_records(rt, owners)
+            index = rt.keys.blind_index("UTO|X1234567")
+            seen: list[tuple[int, int]] = []
+            result = service.rotate_keys(
+                rt, auth.command_line("test"), lambda d, t: seen.append((d, t))
+            )
+            assert (result.version, result.rewrapped) == (2, 8)
+            assert seen[-1] == (8, 8)
+            with rt.pool.connection() as conn:
+                assert read_records(rt, conn) == {o: o.bytes for o in owners}
+                versions = conn.execute("SELECT DISTINCT key_version FROM data_keys").fetchall()
+                assert versions == [(2,)]
+        ring = crypto.read_key_file(settings.data_dir / KEY_FILE_NAME)
+        assert set(ring.keys) == {1, 2}
+        # Version 1 can now be retired: the store needs only version 2.
+        crypto.write_key_file(
+            crypto.MasterKeys({2: ring.keys[2]}), settings.data_dir / KEY_FILE_NAME
+        )
+        with running(settings) as rt, rt.pool.connection() as conn:
+            assert read_records(rt, conn) == {o: o.bytes for o in owners}
+            assert rt.keys.blind_index("UTO|X1234567") == index
+
+    def test_a_running_service_reads_keys_rotated_by_another_process(
+        self, settings: Settings
+    ) -> None:
+        owners = [uuid4() for _ in range(3)]
+        with running(settings) as service_rt, running(settings) as cli_rt:
+            seal_records(service_rt, owners)
+            service.rotate_keys(cli_rt, auth.command_line("test"))
+            with service_rt.pool.connection() as conn:
+                assert read_records(service_rt, conn) == {o: o.bytes for o in owners}
