@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
+from pydantic import SecretStr
 
 from border import models, service
 from border.app import create_app, migration_dirs
@@ -64,7 +65,7 @@ def database_url(pg_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=database_url, pool_min_size=1)
+    return Settings(data_dir=tmp_path, database_url=SecretStr(database_url), pool_min_size=1)
 
 
 @pytest.fixture

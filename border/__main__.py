@@ -1,0 +1,3 @@
+from border.cli import app
+
+app(prog_name="border")

@@ -1,0 +1,136 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from border.cli import app
+from core import auth, crypto
+from core.keys import KEY_FILE_NAME
+from core.settings import Settings
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    assert settings.database_url is not None
+    return {
+        "BORDER_DATA_DIR": str(settings.data_dir),
+        "BORDER_DATABASE_URL": settings.database_url.get_secret_value(),
+    }
+
+
+def border(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.stdout
+
+
+class TestClientsCommands:
+    def test_create_prints_the_key_alone_on_the_last_line(
+        self, env: dict[str, str], database_url: str
+    ) -> None:
+        code, out = border(env, "clients", "create", "--name", "gate 3", "--role", "kiosk",
+                           "--border-point", "UTO-LAND-3")  # fmt: skip
+        assert code == 0
+        key = out.strip().splitlines()[-1]
+        assert key.startswith(auth.KEY_PREFIX)
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT role, border_point FROM api_clients WHERE key_sha256 = %s",
+                (auth.key_digest(key),),
+            ).fetchone()
+        assert row == ("kiosk", "UTO-LAND-3")
+
+    def test_an_unknown_role_is_refused_and_nothing_written(
+        self, env: dict[str, str], database_url: str
+    ) -> None:
+        result = CliRunner().invoke(
+            app, ["clients", "create", "--name", "x", "--role", "superuser"], env=env
+        )
+        assert result.exit_code == 2
+        assert "role" in result.stderr
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM api_clients").fetchone() == (0,)
+
+    def test_list_and_revoke(self, env: dict[str, str]) -> None:
+        _, out = border(env, "clients", "create", "--name", "desk", "--role", "officer")
+        client_id = out.split()[1]
+        assert border(env, "clients", "list")[1].count("active") == 1
+        assert border(env, "clients", "revoke", client_id)[0] == 0
+        assert "revoked" in border(env, "clients", "list")[1]
+        code, _ = border(env, "clients", "revoke", "00000000-0000-0000-0000-00000000beef")
+        assert code == 2
+
+
+class TestAuditVerify:
+    def test_exit_0_then_1_at_the_tampered_seq(
+        self, env: dict[str, str], database_url: str
+    ) -> None:
+        for name in ("a", "b", "c"):
+            border(env, "clients", "create", "--name", name, "--role", "auditor")
+        code, out = border(env, "audit", "verify")
+        assert code == 0
+        assert "audit chain ok: 3 events" in out
+        with psycopg.connect(database_url) as conn:
+            conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+            conn.execute("DELETE FROM audit_events WHERE seq = 2")
+        code, out = border(env, "audit", "verify")
+        assert code == 1
+        assert "BROKEN at seq 2" in out
+
+
+class TestKeysRotate:
+    def test_rotation_adds_a_version_and_rewraps(self, env: dict[str, str]) -> None:
+        border(env, "clients", "create", "--name", "a", "--role", "admin")
+        code, out = border(env, "keys", "rotate")
+        assert code == 0
+        assert "master key version 2: 1 data keys re-wrapped" in out
+        ring = crypto.read_key_file(Path(env["BORDER_DATA_DIR"]) / KEY_FILE_NAME)
+        assert set(ring.keys) == {1, 2}
+        assert border(env, "audit", "verify")[0] == 0
+
+    def test_a_wrong_master_key_fails_with_a_message(self, env: dict[str, str]) -> None:
+        border(env, "clients", "create", "--name", "a", "--role", "admin")
+        wrong = {**env, "BORDER_MASTER_KEY": "1:" + "A" * 43 + "="}
+        result = CliRunner().invoke(app, ["audit", "verify"], env=wrong)
+        assert result.exit_code == 2
+        assert "master key version 1 is not the key" in result.stderr
+
+
+class TestDbUrl:
+    def test_prints_the_configured_url(self, env: dict[str, str]) -> None:
+        code, out = border(env, "db", "url")
+        assert code == 0
+        assert out.strip() == env["BORDER_DATABASE_URL"]
+
+
+class TestServe:
+    def test_serves_health_and_stops_cleanly(self, env: dict[str, str]) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "border", "serve", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline, body = time.monotonic() + 60, b""
+            while time.monotonic() < deadline and not body:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+                        body = response.read()
+                except OSError:
+                    time.sleep(0.2)
+            assert body == b'{"status":"ok"}'
+        finally:
+            process.terminate()
+            # uvicorn shuts down, then re-raises the signal it caught.
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
