@@ -5,6 +5,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import psycopg
 from psycopg import sql
@@ -21,13 +22,23 @@ EMBEDDED_DATABASE = "border"
 Conn = psycopg.Connection[TupleRow]
 
 
+class EmbeddedServer(Protocol):
+    def cleanup(self) -> None: ...
+
+
 @dataclass
 class Store:
     """Where the records live. ``server`` is the embedded PostgreSQL handle, kept so the
     server is stopped with the last process that uses it."""
 
     url: str
-    server: object | None = None
+    server: EmbeddedServer | None = None
+
+    def close(self) -> None:
+        """Let go of the embedded server; the last process to let go stops it. Done at
+        shutdown, not left to ``atexit``, which a signal-terminated process never runs."""
+        if self.server is not None:
+            self.server.cleanup()
 
 
 def locate(settings: Settings, *, keep_running: bool = False) -> Store:

@@ -30,7 +30,11 @@ class Runtime:
         Any failure closes what was opened and raises with a message saying what to fix.
         """
         store = db.locate(settings)
-        pool = db.open_pool(store.url, settings)
+        try:
+            pool = db.open_pool(store.url, settings)
+        except BaseException:
+            store.close()
+            raise
         try:
             with pool.connection() as conn:
                 applied = migrate.apply(conn, migration_dirs)
@@ -39,11 +43,13 @@ class Runtime:
                 keys = Keyring.open(conn, settings)
         except BaseException:
             pool.close()
+            store.close()
             raise
         return cls(settings=settings, store=store, pool=pool, keys=keys)
 
     def close(self) -> None:
         self.pool.close()
+        self.store.close()
 
 
 def get_runtime(request: Request) -> Runtime:
