@@ -2,8 +2,10 @@
 from a migrated template, and apps built by ``create_app`` exactly as in production."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 from uuid import uuid4
 
 import psycopg
@@ -18,6 +20,7 @@ from core import auth, db, migrate
 from core.runtime import Runtime
 from core.settings import Settings
 
+T = TypeVar("T")
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
 TEMPLATE = "border_template"
 
@@ -98,3 +101,10 @@ def headers(client: TestClient) -> dict[str, dict[str, str]]:
     """Authorization headers for one client of every role."""
     rt = runtime_of(client)
     return {role: {"Authorization": f"Bearer {new_key(rt, role)}"} for role in auth.ROLES}
+
+
+def in_parallel(task: Callable[[], T], times: int) -> list[T]:
+    """Run ``task`` on ``times`` threads at once; the first exception is raised here."""
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        futures = [pool.submit(task) for _ in range(times)]
+        return [f.result() for f in futures]

@@ -1,5 +1,3 @@
-import threading
-
 import psycopg
 import pytest
 
@@ -7,6 +5,7 @@ from audit import service as audit_service
 from core import auth
 from core.db import transaction
 from core.runtime import Runtime
+from tests.conftest import in_parallel
 
 
 def append_events(rt: Runtime, n: int) -> None:
@@ -88,18 +87,5 @@ class TestTamperBySuperuser:
 
 class TestConcurrentAppends:
     def test_parallel_writers_never_fork_the_chain(self, rt: Runtime) -> None:
-        errors: list[BaseException] = []
-
-        def writer() -> None:
-            try:
-                append_events(rt, 15)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=writer) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        in_parallel(lambda: append_events(rt, 15), times=6)
         assert verify(rt) == (True, 90, None)

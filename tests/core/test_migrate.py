@@ -1,4 +1,3 @@
-import threading
 from pathlib import Path
 
 import psycopg
@@ -7,6 +6,7 @@ import pytest
 from border.app import migration_dirs
 from core import migrate
 from core.errors import ConfigurationError
+from tests.conftest import in_parallel
 
 
 def write(folder: Path, name: str, text: str) -> None:
@@ -68,20 +68,10 @@ class TestApply:
         # pg_sleep makes the first migrator hold the lock while the others arrive.
         write(tmp_path, "0900_slow.sql", "SELECT pg_sleep(0.3); CREATE TABLE slow (id int);")
         folders = [*migration_dirs(), tmp_path]
-        results: list[list[str]] = []
-        errors: list[BaseException] = []
 
-        def run() -> None:
-            try:
-                with psycopg.connect(database_url, autocommit=True) as conn:
-                    results.append(migrate.apply(conn, folders))
-            except BaseException as exc:
-                errors.append(exc)
+        def start() -> list[str]:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                return migrate.apply(conn, folders)
 
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        results = in_parallel(start, times=4)
         assert sorted(results) == [[], [], [], ["0900_slow.sql"]]
