@@ -1,0 +1,1 @@
+"""Capture intake, persons, dedup, identify/verify and the watchlist."""

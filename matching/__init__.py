@@ -1,0 +1,1 @@
+"""FAISS galleries: add, remove, search, (de)serialise. Imports only numpy and faiss."""
