@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import audit
 import border
 import core
+import enrollment
 from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
@@ -40,17 +41,22 @@ from core.errors import (
 )
 from core.runtime import Runtime
 from core.settings import Settings
+from enrollment import api as enrollment_api
+from enrollment.service import Biometrics
+from enrollment.templates import FaceModel
 
 log = logging.getLogger(__name__)
 
 
 def migration_dirs() -> list[Path]:
     """Every package's migrations folder, in the order the layers are built."""
-    return [Path(pkg.__file__).parent / "migrations" for pkg in (core, audit, border)]  # type: ignore[arg-type]
+    packages = (core, audit, enrollment, border)
+    return [Path(pkg.__file__).parent / "migrations" for pkg in packages]  # type: ignore[arg-type]
 
 
 class State(TypedDict):
     rt: Runtime
+    bio: Biometrics
 
 
 def _route_name(scope: Scope) -> str:
@@ -186,9 +192,9 @@ class RequestContext:
             )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, face_model: FaceModel | None = None) -> FastAPI:
     """Build the service. Nothing starts until the lifespan runs (uvicorn, or a TestClient
-    used as a context manager)."""
+    used as a context manager). ``face_model`` lets tests share one loaded model."""
     settings = settings or Settings()
     metrics = Metrics()
 
@@ -196,7 +202,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         rt = await run_in_threadpool(Runtime.start, settings, migration_dirs())
         try:
-            yield {"rt": rt}
+            bio = await run_in_threadpool(Biometrics.start, rt, face_model)
+            try:
+                yield {"rt": rt, "bio": bio}
+            finally:
+                await run_in_threadpool(bio.close, rt)
         finally:
             await run_in_threadpool(rt.close)
 
@@ -213,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Authenticated by default: every /v1 route sits under this router.
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    v1.include_router(enrollment_api.router)
     v1.include_router(border_api.router)
     v1.include_router(audit_api.router)
     app.include_router(v1)

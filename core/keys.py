@@ -78,6 +78,7 @@ class Keyring:
         self._reload_lock = threading.Lock()
         self.blind_index_key = crypto.derive(root, "blind-index")
         self.audit_chain_key = crypto.derive(root, "audit-chain")
+        self.snapshot_key = crypto.derive(root, "gallery-snapshot")
 
     @classmethod
     def open(cls, conn: Conn, settings: Settings) -> "Keyring":

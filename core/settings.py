@@ -1,16 +1,40 @@
 """Service settings, read from the environment (prefix ``BORDER_``) or passed in by tests."""
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QualityThresholds(BaseModel):
+    """Capture quality limits (see enrollment/quality.py for how each is measured). The
+    defaults accept ordinary photos: every single-face photo in shared/faces passes except
+    one with 24 px between the eyes. Kiosks may be given stricter ones."""
+
+    min_eye_distance_px: float = Field(default=32.0, gt=0)
+    min_sharpness: float = Field(
+        default=4.0, ge=0, description="Laplacian variance per unit of grey variance, x100"
+    )
+    min_brightness: float = Field(default=50.0, ge=0, le=255, description="mean grey, 0-255")
+    max_brightness: float = Field(default=215.0, ge=0, le=255)
+    max_clipped_share: float = Field(
+        default=0.4, ge=0, le=1, description="share of face pixels at 0-5 or 250-255"
+    )
+    min_contrast: float = Field(default=18.0, ge=0, description="grey standard deviation")
+    max_pose_deg: float = Field(default=35.0, gt=0, description="yaw or roll, degrees")
+    max_cut_off_share: float = Field(
+        default=0.15, ge=0, le=1, description="share of the face box outside the frame"
+    )
 
 
 class Settings(BaseSettings):
     """Everything the service, the CLI and the tests configure. Nothing reads the environment
     except through this class, and nothing builds a resource when it is constructed."""
 
-    model_config = SettingsConfigDict(env_prefix="BORDER_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BORDER_", env_nested_delimiter="__", extra="ignore"
+    )
 
     data_dir: Path = Field(
         default=Path("var"),
@@ -33,6 +57,31 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Wait for a free connection before answering 503."
     )
     log_level: str = Field(default="INFO")
+
+    image_max_bytes: int = Field(default=15_000_000, gt=0, description="upload size limit")
+    image_max_pixels: int = Field(
+        default=40_000_000, gt=0, description="declared width x height limit (bombs)"
+    )
+    face_detector: Literal["hog", "cnn"] = "hog"
+    face_detect_size: int = Field(
+        default=480, ge=160, description="longer side of the copy faces are detected on"
+    )
+    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+
+    # Distances are Euclidean between unit-length templates (matching/gallery.py): one
+    # person's photos lie 0.17-0.29 apart, different people 0.45 and more.
+    verify_threshold: float = Field(default=0.40, gt=0, lt=2, description="1:1 match")
+    identify_threshold: float = Field(
+        default=0.34, gt=0, lt=2, description="1:N and dedup, for a gallery of 10,000"
+    )
+    identify_threshold_per_decade: float = Field(
+        default=0.015,
+        ge=0,
+        description="tightening of the 1:N threshold for each tenfold growth past 10,000",
+    )
+    gallery_index: Literal["auto", "flat", "ivf"] = "auto"
+    gallery_ivf_min_size: int = Field(default=50_000, ge=1000)
+    gallery_nprobe: int = Field(default=64, ge=1)
 
     @field_validator("log_level")
     @classmethod

@@ -19,6 +19,7 @@ from border.app import create_app, migration_dirs
 from core import auth, db, migrate
 from core.runtime import Runtime
 from core.settings import Settings
+from enrollment.templates import FaceModel
 
 T = TypeVar("T")
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
@@ -78,9 +79,18 @@ def rt(settings: Settings) -> Iterator[Runtime]:
     runtime.close()
 
 
+@pytest.fixture(scope="session")
+def face_model() -> FaceModel:
+    """The real dlib models, loaded once for the whole run."""
+    model = FaceModel()
+    model.warm_up()
+    return model
+
+
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+def client(settings: Settings, face_model: FaceModel) -> Iterator[TestClient]:
+    app = create_app(settings, face_model)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -10,6 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from border.app import create_app
 from core.settings import Settings
+from enrollment.templates import FaceModel
 from tests.conftest import runtime_of
 
 Headers = dict[str, dict[str, str]]
@@ -75,9 +76,9 @@ class TestErrors:
         assert "JOHN SMITH" not in response.text
 
     def test_unexpected_errors_give_a_request_id_and_log_no_message(
-        self, settings: Settings, caplog: pytest.LogCaptureFixture
+        self, settings: Settings, face_model: FaceModel, caplog: pytest.LogCaptureFixture
     ) -> None:
-        app = create_app(settings)
+        app = create_app(settings, face_model)
 
         def boom() -> None:
             raise ValueError("surname SMITH passport L898902C3")
@@ -101,9 +102,10 @@ class TestErrors:
 
 class TestStoreOutage:
     @pytest.fixture
-    def quick(self, settings: Settings) -> Iterator[TestClient]:
+    def quick(self, settings: Settings, face_model: FaceModel) -> Iterator[TestClient]:
         fast = Settings(**{**settings.model_dump(), "pool_timeout_s": 1.0})
-        with TestClient(create_app(fast), raise_server_exceptions=False) as client:
+        app = create_app(fast, face_model)
+        with TestClient(app, raise_server_exceptions=False) as client:
             yield client
 
     def test_503_while_the_store_is_down_then_recovers(

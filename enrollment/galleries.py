@@ -1,0 +1,214 @@
+"""The process's galleries, kept in step with the records store, which is the truth.
+
+Two galleries: every capture (``enrolled``) and the captures of persons on the active
+watchlist (``watchlist``); gallery ids are capture numbers. At start the encrypted
+snapshot is loaded and only captures numbered above its watermark are decrypted and
+added; then the id sets are reconciled with the store, so a capture committed just before
+a crash is added and an erased one removed. Without a usable snapshot everything is
+rebuilt from the store.
+"""
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from uuid import UUID
+
+import numpy as np
+
+from core import crypto
+from core.db import Conn
+from core.keys import Keyring
+from core.settings import Settings
+from enrollment import store
+from enrollment.templates import Template
+from matching.gallery import Gallery
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_BATCH = 2000
+_NAMES = ("enrolled", "watchlist")
+
+
+def _snapshot_aad(name: str) -> bytes:
+    return f"gallery|{name}".encode()
+
+
+def template_aad(capture_id: UUID) -> bytes:
+    return crypto.aad("captures", "template", capture_id)
+
+
+def seal_template(key: bytes, capture_id: UUID, template: Template) -> bytes:
+    return crypto.seal(key, np.asarray(template, np.float32).tobytes(), template_aad(capture_id))
+
+
+def open_templates(
+    conn: Conn, keys: Keyring, rows: Iterable[store.SealedTemplate]
+) -> tuple[list[int], list[Template]]:
+    """Decrypt sealed templates, one key unwrap per person."""
+    data_keys: dict[UUID, bytes | None] = {}
+    seqs: list[int] = []
+    templates: list[Template] = []
+    for row in rows:
+        if row.person_id not in data_keys:
+            data_keys[row.person_id] = keys.data_key(conn, row.person_id)
+        key = data_keys[row.person_id]
+        if key is None:  # shredded between the read and now: erased, skip
+            continue
+        plain = crypto.unseal(key, row.template, template_aad(row.id))
+        seqs.append(row.seq)
+        templates.append(np.frombuffer(plain, dtype=np.float32))
+    return seqs, templates
+
+
+class Galleries:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.enrolled = Gallery(
+            kind=settings.gallery_index,
+            ivf_min_size=settings.gallery_ivf_min_size,
+            nprobe=settings.gallery_nprobe,
+        )
+        self.watchlist = Gallery(kind="flat")
+        self.watermark = 0
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        return self.settings.data_dir / "galleries"
+
+    def identify_threshold(self) -> float:
+        """The 1:N (and dedup) threshold for the gallery's size: false matches grow with N
+        (FPIR ~ N x FMR), so the threshold tightens for each tenfold growth past 10,000."""
+        decades = max(0.0, math.log10(max(len(self.enrolled), 1) / 10_000))
+        return (
+            self.settings.identify_threshold - self.settings.identify_threshold_per_decade * decades
+        )
+
+    def add(self, seqs: list[int], templates: list[Template], watchlisted: set[int]) -> None:
+        """Add committed captures, those in ``watchlisted`` to the watchlist too. Captures
+        already present are skipped, so replaying is safe."""
+        with self._lock:
+            for gallery, wanted in ((self.enrolled, None), (self.watchlist, watchlisted)):
+                fresh = [
+                    (s, t)
+                    for s, t in zip(seqs, templates, strict=True)
+                    if s not in gallery and (wanted is None or s in wanted)
+                ]
+                if fresh:
+                    gallery.add([s for s, _ in fresh], np.vstack([t for _, t in fresh]))
+            if seqs:
+                self.watermark = max(self.watermark, *seqs)
+
+    def remove(self, seqs: list[int], *, watchlist_only: bool = False) -> None:
+        with self._lock:
+            if not watchlist_only:
+                self.enrolled.remove(seqs)
+            self.watchlist.remove(seqs)
+
+    def catch_up(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> int:
+        """Add captures committed (by this or another process) above the watermark; when
+        nothing is new this costs one indexed query."""
+        total = store.capture_count(conn) if progress is not None else 0
+        done = 0
+        while rows := store.templates_after(conn, self.watermark, _BATCH):
+            seqs, templates = open_templates(conn, keys, rows)
+            watched = store.watchlisted_persons(conn, list({r.person_id for r in rows}))
+            self.add(seqs, templates, {r.seq for r in rows if r.person_id in watched})
+            with self._lock:
+                self.watermark = max(self.watermark, rows[-1].seq)
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    def reconcile(self, conn: Conn, keys: Keyring) -> tuple[int, int]:
+        """Make both id sets equal the store's; returns (added, removed)."""
+        added = removed = 0
+        for gallery, wanted in (
+            (self.enrolled, set(store.capture_seqs(conn))),
+            (self.watchlist, set(store.watchlisted_capture_seqs(conn))),
+        ):
+            present = set(gallery.ids().tolist())
+            extra, missing = sorted(present - wanted), sorted(wanted - present)
+            if extra:
+                with self._lock:
+                    removed += gallery.remove(extra)
+            for start in range(0, len(missing), _BATCH):
+                rows = store.templates_by_seq(conn, missing[start : start + _BATCH])
+                seqs, templates = open_templates(conn, keys, rows)
+                if seqs:
+                    with self._lock:
+                        gallery.add(seqs, np.vstack(templates))
+                        if gallery is self.enrolled:
+                            self.watermark = max(self.watermark, max(seqs))
+                    added += len(seqs)
+        return added, removed
+
+    def rebuild(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> int:
+        """Empty both galleries and load every capture from the store."""
+        with self._lock:
+            self.enrolled = Gallery(
+                kind=self.settings.gallery_index,
+                ivf_min_size=self.settings.gallery_ivf_min_size,
+                nprobe=self.settings.gallery_nprobe,
+            )
+            self.watchlist = Gallery(kind="flat")
+            self.watermark = 0
+        self.catch_up(conn, keys, progress)
+        return len(self.enrolled)
+
+    def save(self, keys: Keyring) -> None:
+        """Write both galleries, sealed with the snapshot key, with the watermark."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            header = json.dumps({"watermark": self.watermark}).encode()
+            payloads = {
+                "enrolled": self.enrolled.to_bytes(),
+                "watchlist": self.watchlist.to_bytes(),
+            }
+        for name, payload in payloads.items():
+            blob = crypto.seal(
+                keys.snapshot_key, header + b"\n" + payload, f"gallery|{name}".encode()
+            )
+            tmp = self.folder / f"{name}.snap.tmp"
+            tmp.write_bytes(blob)
+            tmp.replace(self.folder / f"{name}.snap")
+
+    def load(self, keys: Keyring) -> bool:
+        """Load the snapshots; False (and nothing changed) when absent or unreadable."""
+        loaded: dict[str, tuple[int, Gallery]] = {}
+        for name in _NAMES:
+            path = self.folder / f"{name}.snap"
+            if not path.exists():
+                return False
+            try:
+                plain = crypto.unseal(
+                    keys.snapshot_key, path.read_bytes(), f"gallery|{name}".encode()
+                )
+                header, _, payload = plain.partition(b"\n")
+                loaded[name] = (int(json.loads(header)["watermark"]), Gallery.from_bytes(payload))
+            except (crypto.DecryptionError, ValueError, KeyError, RuntimeError) as exc:
+                log.warning(
+                    "gallery snapshot %s unusable (%s); rebuilding", path, type(exc).__name__
+                )
+                return False
+        with self._lock:
+            self.watermark = loaded["enrolled"][0]
+            self.enrolled = loaded["enrolled"][1]
+            self.watchlist = loaded["watchlist"][1]
+        return True
+
+    def open(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> None:
+        """Snapshot plus what came after it, or a full rebuild; then reconciled."""
+        if self.load(keys):
+            caught = self.catch_up(conn, keys)
+            log.info("galleries loaded from snapshot; %d newer captures replayed", caught)
+        else:
+            self.rebuild(conn, keys, progress)
+        added, removed = self.reconcile(conn, keys)
+        if added or removed:
+            log.info("galleries reconciled with the store: %d added, %d removed", added, removed)

@@ -1,0 +1,106 @@
+"""Capture quality, pure: each measure in the spirit of ISO/IEC 29794-5, with its value and
+threshold, so a kiosk can tell the traveller what to fix.
+
+Measures are taken on the face, not the frame. Sharpness, exposure and contrast use the
+face box cropped and scaled to ``CROP`` pixels square in grey, so they do not depend on
+the camera's resolution.
+"""
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from core.settings import QualityThresholds
+from enrollment.intake import RGBImage
+from enrollment.templates import Box, Landmarks
+
+CROP = 128
+_LEFT_EYE, _RIGHT_EYE = slice(36, 42), slice(42, 48)  # iBUG 300-W: subject's right, left
+_NOSE_TIP, _JAW_RIGHT, _JAW_LEFT = 30, 0, 16
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    value: float
+    threshold: float
+    passed: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "measure": self.name,
+            "value": round(self.value, 3),
+            "threshold": self.threshold,
+            "passed": self.passed,
+        }
+
+
+def _face_crop(image: RGBImage, box: Box) -> npt.NDArray[np.uint8]:
+    height, width = image.shape[:2]
+    left, top = max(0, box.left), max(0, box.top)
+    right, bottom = min(width, box.right), min(height, box.bottom)
+    crop = image[top:bottom, left:right] if right > left and bottom > top else image
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return np.asarray(cv2.resize(grey, (CROP, CROP), interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _pose(landmarks: Landmarks) -> tuple[float, float]:
+    """Yaw and roll in degrees, estimated from the landmarks (a rough guide, not a 3-D fit).
+
+    Roll is the tilt of the line between the eye centres. Yaw comes from how far the nose
+    tip sits from the middle of the jaw line: turned heads put it near one side.
+    """
+    right_eye, left_eye = landmarks[_LEFT_EYE].mean(axis=0), landmarks[_RIGHT_EYE].mean(axis=0)
+    roll = math.degrees(math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0]))
+    jaw_r, jaw_l, nose = landmarks[_JAW_RIGHT], landmarks[_JAW_LEFT], landmarks[_NOSE_TIP]
+    span = float(np.linalg.norm(jaw_l - jaw_r)) or 1.0
+    offset = float(np.dot(nose - (jaw_r + jaw_l) / 2, (jaw_l - jaw_r) / span))
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, 2 * offset / span))))
+    return yaw, roll
+
+
+def eye_distance(landmarks: Landmarks) -> float:
+    return float(np.linalg.norm(landmarks[_LEFT_EYE].mean(0) - landmarks[_RIGHT_EYE].mean(0)))
+
+
+def assess(
+    image: RGBImage, box: Box, landmarks: Landmarks, limits: QualityThresholds
+) -> list[Measure]:
+    """Every measure for one face, failed or not, in a fixed order."""
+    height, width = image.shape[:2]
+    crop = _face_crop(image, box)
+    brightness = float(crop.mean())
+    clipped = float(np.count_nonzero((crop <= 5) | (crop >= 250)) / crop.size)
+    contrast = float(crop.std())
+    # Edge energy relative to the crop's own variance, so a dark or flat face is reported
+    # as underexposed or low in contrast, not as blurred.
+    sharpness = 100 * float(cv2.Laplacian(crop, cv2.CV_64F).var()) / max(contrast**2, 1.0)
+    pose = max(abs(angle) for angle in _pose(landmarks))
+    box_area = max(1, box.width * box.height)
+    inside = max(0, min(width, box.right) - max(0, box.left)) * max(
+        0, min(height, box.bottom) - max(0, box.top)
+    )
+    cut_off = 1.0 - inside / box_area
+    eyes = eye_distance(landmarks)
+    dark = brightness < limits.min_brightness or (
+        clipped > limits.max_clipped_share and brightness < 128
+    )
+    bright = brightness > limits.max_brightness or (
+        clipped > limits.max_clipped_share and brightness >= 128
+    )
+    return [
+        Measure(
+            "face_too_small", eyes, limits.min_eye_distance_px, eyes >= limits.min_eye_distance_px
+        ),
+        Measure("blurred", sharpness, limits.min_sharpness, sharpness >= limits.min_sharpness),
+        Measure("underexposed", brightness, limits.min_brightness, not dark),
+        Measure("overexposed", brightness, limits.max_brightness, not bright),
+        Measure("low_contrast", contrast, limits.min_contrast, contrast >= limits.min_contrast),
+        Measure("pose", pose, limits.max_pose_deg, pose <= limits.max_pose_deg),
+        Measure(
+            "face_cut_off", cut_off, limits.max_cut_off_share, cut_off <= limits.max_cut_off_share
+        ),
+    ]

@@ -1,0 +1,106 @@
+"""The border policy (DESIGN §6): who needs a visa and the short-stay allowance.
+
+An admin replaces the shipped ``default_policy.toml`` with their own file (path in
+``BORDER_POLICY_FILE``). Every field must be given: a policy that silently fell back to a
+default for a forgotten line would admit or refer people on rules nobody wrote down.
+"""
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from core.errors import ConfigurationError
+
+DEFAULT_POLICY_FILE = Path(__file__).parent / "default_policy.toml"
+
+_CODE_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _icao_code(value: str) -> str:
+    # ICAO 9303 state codes are three letters, except the one- and two-letter legacy codes
+    # (Germany is "D"); the MRZ parser returns them without "<" fillers, so neither may we.
+    if not 1 <= len(value) <= 3 or not set(value) <= _CODE_LETTERS:
+        raise ValueError('expected an ICAO 9303 code of 1 to 3 uppercase letters A-Z, like "UTO"')
+    return value
+
+
+IcaoCode = Annotated[str, Field(strict=True), AfterValidator(_icao_code)]
+# Strict: TOML already types its values, so a quoted "90" or a bare 2026.1 is a mistake in
+# the file, not something to coerce.
+PositiveDays = Annotated[int, Field(strict=True, gt=0)]
+
+
+class Policy(BaseModel):
+    """The rules in force. ``rule_set`` is recorded with every decision taken under them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host_state: IcaoCode
+    rule_set: Annotated[str, Field(strict=True, min_length=1)]
+    max_stay_days: PositiveDays
+    window_days: PositiveDays
+    adult_age: Annotated[int, Field(strict=True, ge=1, le=30)]
+    visa_exempt: tuple[IcaoCode, ...]
+
+    @model_validator(mode="after")
+    def _allowance_fits_window(self) -> Self:
+        if self.max_stay_days > self.window_days:
+            raise ValueError(
+                f"max_stay_days ({self.max_stay_days}) must not exceed "
+                f"window_days ({self.window_days})"
+            )
+        return self
+
+    def is_national(self, nationality: str) -> bool:
+        """Whether ``nationality`` (an ICAO code as the MRZ gives it) is the host state's."""
+        return nationality == self.host_state
+
+    def needs_visa(self, nationality: str) -> bool:
+        """True unless the traveller is a national or of a visa-exempt nationality."""
+        return not self.is_national(nationality) and nationality not in self.visa_exempt
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read and check a policy file; None reads the default shipped with the project.
+
+    Raises ``ConfigurationError`` naming the file, and for bad values every bad field with
+    what it expects.
+    """
+    source = DEFAULT_POLICY_FILE if path is None else path
+    try:
+        with source.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"policy file {source} does not exist; point BORDER_POLICY_FILE at a TOML policy "
+            "file or unset it to use the default"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"policy file {source} cannot be read: {exc.strerror or exc}"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"policy file {source} is not valid TOML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigurationError(f"policy file {source} is invalid: {problems}") from None
+
+
+def _describe(error: ErrorDetails) -> str:
+    field = "".join(
+        f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+    ).lstrip(".")
+    if error["type"] == "missing":
+        return f"{field}: missing; every policy field is required"
+    if error["type"] == "extra_forbidden":
+        return f"{field}: unknown field; the fields are {', '.join(Policy.model_fields)}"
+    message = error["msg"].removeprefix("Value error, ")
+    if not field:
+        # A check across fields: its message names them itself.
+        return message
+    return f"{field}: {message}, got {error['input']!r}"
