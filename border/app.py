@@ -24,6 +24,7 @@ import audit
 import border
 import core
 import enrollment
+import visa
 from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
@@ -44,13 +45,14 @@ from core.settings import Settings
 from enrollment import api as enrollment_api
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
+from visa import api as visa_api
 
 log = logging.getLogger(__name__)
 
 
 def migration_dirs() -> list[Path]:
     """Every package's migrations folder, in the order the layers are built."""
-    packages = (core, audit, enrollment, border)
+    packages = (core, audit, visa, enrollment, border)
     return [Path(pkg.__file__).parent / "migrations" for pkg in packages]  # type: ignore[arg-type]
 
 
@@ -224,6 +226,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     # Authenticated by default: every /v1 route sits under this router.
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
     v1.include_router(enrollment_api.router)
+    v1.include_router(visa_api.router)
     v1.include_router(border_api.router)
     v1.include_router(audit_api.router)
     app.include_router(v1)

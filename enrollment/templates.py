@@ -7,16 +7,21 @@ template are taken on the original, so the template does not lose detail.
 """
 
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import cv2
 import dlib
-import face_recognition_models
 import numpy as np
 import numpy.typing as npt
 
 from enrollment.intake import RGBImage
+
+with warnings.catch_warnings():
+    # The models package still imports pkg_resources, which warns on every start.
+    warnings.simplefilter("ignore")
+    import face_recognition_models
 
 Detector = Literal["hog", "cnn"]
 Template = npt.NDArray[np.float32]

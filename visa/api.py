@@ -1,0 +1,5 @@
+"""Routes of visa/: MRZ parsing, visas."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["visa"])
