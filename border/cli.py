@@ -17,16 +17,19 @@ from core import auth, db
 from core.errors import BorderError, ConfigurationError
 from core.runtime import Runtime
 from core.settings import Settings
+from enrollment.galleries import Galleries
 
 app = typer.Typer(help="Border: biometric border management.", no_args_is_help=True)
 clients = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
 keys = typer.Typer(help="Master keys.", no_args_is_help=True)
 audit = typer.Typer(help="The audit log.", no_args_is_help=True)
 database = typer.Typer(help="The records store.", no_args_is_help=True)
+index = typer.Typer(help="The face galleries.", no_args_is_help=True)
 app.add_typer(clients, name="clients")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")
 app.add_typer(database, name="db")
+app.add_typer(index, name="index")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -143,3 +146,21 @@ def audit_verify() -> None:
         f"{verdict.events} events verified before it",
     )
     raise typer.Exit(1)
+
+
+@index.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild the galleries from the records store and save their encrypted snapshot."""
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"loaded {done}/{total} captures", err=True)
+
+    with _runtime() as rt:
+        galleries = Galleries(rt.settings)
+        with rt.pool.connection() as conn:
+            galleries.rebuild(conn, rt.keys, progress)
+        galleries.save(rt.keys)
+    typer.echo(
+        f"galleries rebuilt: {len(galleries.enrolled)} templates"
+        f" ({galleries.enrolled.index_kind}), {len(galleries.watchlist)} on the watchlist"
+    )
