@@ -469,3 +469,25 @@ def watchlist_remove(rt: Runtime, bio: Biometrics, principal: Principal, entry_i
         )
     if seqs:
         bio.galleries.remove(seqs, watchlist_only=True)
+
+
+def watchlist_hits(
+    rt: Runtime, bio: Biometrics, conn: Conn, template: Template
+) -> list[models.Candidate]:
+    """Watchlisted persons whose captures lie within the 1:N threshold of ``template``.
+    The watchlist is small, so the threshold for a gallery of its size applies. Entries
+    ended since this process's gallery was built are dropped against the store."""
+    found = candidates(
+        conn,
+        bio.galleries.watchlist,
+        template,
+        k=_DEDUP_CANDIDATES,
+        threshold=rt.settings.identify_threshold,
+    )
+    active = store.watchlisted_persons(conn, [c.person_id for c in found]) if found else set()
+    return [c for c in found if c.person_id in active]
+
+
+def person_by_document(rt: Runtime, conn: Conn, issuing_state: str, number: str) -> UUID | None:
+    """The holder of a document, found through its blind index without decrypting."""
+    return store.person_by_blind_index(conn, document_blind_index(rt, issuing_state, number))
