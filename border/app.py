@@ -28,7 +28,7 @@ import visa
 from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
-from border import models
+from border import crossing_api, models
 from border.metrics import Metrics
 from core import auth
 from core.auth import Principal, authenticate
@@ -46,6 +46,7 @@ from enrollment import api as enrollment_api
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
 from visa import api as visa_api
+from visa.policy import Policy, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def migration_dirs() -> list[Path]:
 class State(TypedDict):
     rt: Runtime
     bio: Biometrics
+    policy: Policy
 
 
 def _route_name(scope: Scope) -> str:
@@ -202,11 +204,12 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        policy = load_policy(settings.policy_file)
         rt = await run_in_threadpool(Runtime.start, settings, migration_dirs())
         try:
             bio = await run_in_threadpool(Biometrics.start, rt, face_model)
             try:
-                yield {"rt": rt, "bio": bio}
+                yield {"rt": rt, "bio": bio, "policy": policy}
             finally:
                 await run_in_threadpool(bio.close, rt)
         finally:
@@ -227,6 +230,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
     v1.include_router(enrollment_api.router)
     v1.include_router(visa_api.router)
+    v1.include_router(crossing_api.router)
     v1.include_router(border_api.router)
     v1.include_router(audit_api.router)
     app.include_router(v1)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,7 +61,11 @@ class Settings(BaseSettings):
 
     image_max_bytes: int = Field(default=15_000_000, gt=0, description="upload size limit")
     image_max_pixels: int = Field(
-        default=40_000_000, gt=0, description="declared width x height limit (bombs)"
+        # OpenCV refuses frames past about 2^30 pixels on its own, with an error of its own.
+        default=40_000_000,
+        gt=0,
+        le=1 << 30,
+        description="declared width x height limit",
     )
     face_detector: Literal["hog", "cnn"] = "hog"
     face_detect_size: int = Field(
@@ -82,6 +87,23 @@ class Settings(BaseSettings):
     gallery_index: Literal["auto", "flat", "ivf"] = "auto"
     gallery_ivf_min_size: int = Field(default=50_000, ge=1000)
     gallery_nprobe: int = Field(default=64, ge=1)
+
+    policy_file: Path | None = Field(
+        default=None, description="visa and stay policy (TOML); unset: the one shipped"
+    )
+    timezone: str = Field(default="UTC", description="host time zone: stay days are its days")
+    clock_skew_s: float = Field(
+        default=60.0, ge=0, description="how far in the future a crossing's `at` may lie"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

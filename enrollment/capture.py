@@ -47,7 +47,12 @@ def limits(settings: Settings) -> intake.Limits:
 def analyse(model: FaceModel, data: bytes, settings: Settings) -> Capture:
     """Raises ImageUnreadable / ImageTooLarge (a device fault: nothing to judge), NoFace,
     MultipleFaces or LowQuality (the traveller's outcome), in that order."""
-    image = intake.decode(data, limits(settings))
+    return from_image(model, intake.decode(data, limits(settings)), settings)
+
+
+def from_image(model: FaceModel, image: RGBImage, settings: Settings) -> Capture:
+    """The face stage alone, for an image already decoded: NoFace, MultipleFaces or
+    LowQuality, or the capture."""
     boxes = model.detect(image)
     if not boxes:
         raise NoFace("no face was found in the image")

@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from visa.models import VisaOut
+
 
 class DocumentOut(BaseModel):
     document_code: str
@@ -46,7 +48,7 @@ class PersonOut(BaseModel):
     watchlisted: bool
     documents: list[DocumentOut]
     captures: list[CaptureOut]
-    visas: list[dict[str, Any]] = Field(default_factory=list)
+    visas: list[VisaOut]
 
 
 class Candidate(BaseModel):

@@ -62,6 +62,17 @@ def _pose(landmarks: Landmarks) -> tuple[float, float]:
     return yaw, roll
 
 
+def _exposure(
+    name: str, mean: float, limit: float, clipped: float, limits: QualityThresholds
+) -> Measure:
+    """Exposure fails on the mean grey, or on too much of the face crushed to black (blown
+    to white); the measure then reports the figure that failed, with its own threshold."""
+    mean_ok = mean >= limit if name == "underexposed" else mean <= limit
+    if mean_ok and clipped > limits.max_clipped_share:
+        return Measure(name, clipped, limits.max_clipped_share, False)
+    return Measure(name, mean, limit, mean_ok)
+
+
 def eye_distance(landmarks: Landmarks) -> float:
     return float(np.linalg.norm(landmarks[_LEFT_EYE].mean(0) - landmarks[_RIGHT_EYE].mean(0)))
 
@@ -73,7 +84,8 @@ def assess(
     height, width = image.shape[:2]
     crop = _face_crop(image, box)
     brightness = float(crop.mean())
-    clipped = float(np.count_nonzero((crop <= 5) | (crop >= 250)) / crop.size)
+    crushed = float(np.count_nonzero(crop <= 5) / crop.size)
+    blown = float(np.count_nonzero(crop >= 250) / crop.size)
     contrast = float(crop.std())
     # Edge energy relative to the crop's own variance, so a dark or flat face is reported
     # as underexposed or low in contrast, not as blurred.
@@ -85,19 +97,13 @@ def assess(
     )
     cut_off = 1.0 - inside / box_area
     eyes = eye_distance(landmarks)
-    dark = brightness < limits.min_brightness or (
-        clipped > limits.max_clipped_share and brightness < 128
-    )
-    bright = brightness > limits.max_brightness or (
-        clipped > limits.max_clipped_share and brightness >= 128
-    )
     return [
         Measure(
             "face_too_small", eyes, limits.min_eye_distance_px, eyes >= limits.min_eye_distance_px
         ),
         Measure("blurred", sharpness, limits.min_sharpness, sharpness >= limits.min_sharpness),
-        Measure("underexposed", brightness, limits.min_brightness, not dark),
-        Measure("overexposed", brightness, limits.max_brightness, not bright),
+        _exposure("underexposed", brightness, limits.min_brightness, crushed, limits),
+        _exposure("overexposed", brightness, limits.max_brightness, blown, limits),
         Measure("low_contrast", contrast, limits.min_contrast, contrast >= limits.min_contrast),
         Measure("pose", pose, limits.max_pose_deg, pose <= limits.max_pose_deg),
         Measure(

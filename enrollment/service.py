@@ -185,64 +185,82 @@ def enroll_document(
     capture: capture_mod.Capture,
 ) -> models.PersonCreated:
     """Write a person, their document and first capture, once dedup has passed."""
-    person_id, document_id = uuid4(), uuid4()
-    blind_index = document_blind_index(rt, document.issuing_state, document.document_number)
     with transaction(rt.pool) as conn:
-        store.lock_enrollment(conn)
-        holder = store.person_by_blind_index(conn, blind_index)
-        if holder is not None:
-            raise DuplicateIdentity(
-                "this document is already enrolled",
-                candidates=[{"person_id": str(holder), "match": "document"}],
-            )
-        _refuse_duplicates(rt, bio, conn, capture.face.template, None)
-        key = rt.keys.data_key(conn, person_id, create=True)
-        assert key is not None
-        values = {
-            "surname": document.surname,
-            "given_names": document.given_names,
-            "nationality": document.nationality,
-            "birth_date": document.birth_date.isoformat() if document.birth_date else "",
-            "sex": document.sex,
-        }
-        now = _now()
-        store.insert_person(
-            conn,
-            store.PersonRow(
-                id=person_id,
-                status="active",
-                created_at=now,
-                updated_at=now,
-                **{f: _seal(key, "persons", f, person_id, values[f]) for f in _PERSON_FIELDS},
-            ),
-        )
-        store.insert_document(
-            conn,
-            store.DocumentRow(
-                id=document_id,
-                person_id=person_id,
-                document_code=document.document_code,
-                issuing_state=document.issuing_state,
-                expiry_date=document.expiry_date,
-                number=_seal(key, "documents", "number", document_id, document.document_number),
-                blind_index=blind_index,
-                created_at=now,
-            ),
-        )
-        capture_id, seq = _insert_capture(
-            rt, conn, key, person_id, image, capture, _station(principal)
-        )
-        audit_service.record(
-            conn,
-            rt.keys,
-            principal,
-            "persons.create",
-            resource_type="person",
-            resource_id=person_id,
-            detail={"capture_id": str(capture_id), "document_id": str(document_id)},
+        created, seq = enroll_in(
+            rt, bio, conn, principal, document=document, image=image, capture=capture
         )
     bio.galleries.add([seq], [capture.face.template], set())
-    return models.PersonCreated(
+    return created
+
+
+def enroll_in(
+    rt: Runtime,
+    bio: Biometrics,
+    conn: Conn,
+    principal: Principal,
+    *,
+    document: MRZ,
+    image: bytes,
+    capture: capture_mod.Capture,
+) -> tuple[models.PersonCreated, int]:
+    """Enroll inside the caller's transaction (a crossing enrolls a first-time visitor in
+    its own). Refuses a known document or face with DuplicateIdentity before writing
+    anything. Returns the capture number: the caller adds it to the galleries once its
+    transaction has committed."""
+    person_id, document_id = uuid4(), uuid4()
+    blind_index = document_blind_index(rt, document.issuing_state, document.document_number)
+    store.lock_enrollment(conn)
+    holder = store.person_by_blind_index(conn, blind_index)
+    if holder is not None:
+        raise DuplicateIdentity(
+            "this document is already enrolled",
+            candidates=[{"person_id": str(holder), "match": "document"}],
+        )
+    _refuse_duplicates(rt, bio, conn, capture.face.template, None)
+    key = rt.keys.data_key(conn, person_id, create=True)
+    assert key is not None
+    values = {
+        "surname": document.surname,
+        "given_names": document.given_names,
+        "nationality": document.nationality,
+        "birth_date": document.birth_date.isoformat() if document.birth_date else "",
+        "sex": document.sex,
+    }
+    now = _now()
+    store.insert_person(
+        conn,
+        store.PersonRow(
+            id=person_id,
+            status="active",
+            created_at=now,
+            updated_at=now,
+            **{f: _seal(key, "persons", f, person_id, values[f]) for f in _PERSON_FIELDS},
+        ),
+    )
+    store.insert_document(
+        conn,
+        store.DocumentRow(
+            id=document_id,
+            person_id=person_id,
+            document_code=document.document_code,
+            issuing_state=document.issuing_state,
+            expiry_date=document.expiry_date,
+            number=_seal(key, "documents", "number", document_id, document.document_number),
+            blind_index=blind_index,
+            created_at=now,
+        ),
+    )
+    capture_id, seq = _insert_capture(rt, conn, key, person_id, image, capture, _station(principal))
+    audit_service.record(
+        conn,
+        rt.keys,
+        principal,
+        "persons.create",
+        resource_type="person",
+        resource_id=person_id,
+        detail={"capture_id": str(capture_id), "document_id": str(document_id)},
+    )
+    created = models.PersonCreated(
         person_id=person_id,
         capture_id=capture_id,
         quality=capture.quality_report(),
@@ -253,6 +271,7 @@ def enroll_document(
             expiry_date=document.expiry_date,
         ),
     )
+    return created, seq
 
 
 def add_capture(
@@ -307,6 +326,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
             for c in store.captures_of(conn, person_id)
         ]
         watchlisted = store.is_watchlisted(conn, person_id)
+        visas = visa_service.visas_of(conn, person_id)
         audit_service.record(
             conn, rt.keys, principal, "persons.read", resource_type="person", resource_id=person_id
         )
@@ -322,6 +342,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
         watchlisted=watchlisted,
         documents=documents,
         captures=captures,
+        visas=visas,
     )
 
 
@@ -491,3 +512,28 @@ def watchlist_hits(
 def person_by_document(rt: Runtime, conn: Conn, issuing_state: str, number: str) -> UUID | None:
     """The holder of a document, found through its blind index without decrypting."""
     return store.person_by_blind_index(conn, document_blind_index(rt, issuing_state, number))
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What the crossing rules need of an enrolled person, decrypted."""
+
+    nationality: str
+    birth_date: date | None
+
+
+def person_facts(rt: Runtime, conn: Conn, person_id: UUID) -> PersonFacts | None:
+    """None when the person is unknown or erased."""
+    row = store.get_person(conn, person_id)
+    if row is None or row.nationality is None or row.birth_date is None:
+        return None
+    key = _data_key(rt, conn, person_id)
+    birth = _open(key, "persons", "birth_date", person_id, row.birth_date)
+    return PersonFacts(
+        nationality=_open(key, "persons", "nationality", person_id, row.nationality),
+        birth_date=date.fromisoformat(birth) if birth else None,
+    )
+
+
+def is_watchlisted(conn: Conn, person_id: UUID) -> bool:
+    return store.is_watchlisted(conn, person_id)

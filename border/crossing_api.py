@@ -1,0 +1,84 @@
+"""Routes of the crossing flow: crossings, resolutions, stay figures, overstayers."""
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
+
+from border import crossings, models
+from core.auth import ConsularOrOfficer, KioskOrOfficer, Officer
+from core.runtime import RuntimeDep
+from enrollment.api import BiometricsDep, read_image
+from visa.policy import Policy
+
+router = APIRouter(tags=["crossings"])
+
+
+def get_policy(request: Request) -> Policy:
+    policy: Policy | None = getattr(request.state, "policy", None)
+    if policy is None:
+        raise RuntimeError("no policy on the request state: build the app with create_app()")
+    return policy
+
+
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+
+
+@router.post("/crossings", status_code=status.HTTP_201_CREATED, name="crossings.create")
+def create_crossing(
+    image: Annotated[UploadFile, File(description="the live capture, JPEG or PNG")],
+    mrz: Annotated[str, Form(max_length=400)],
+    direction: Annotated[Literal["entry", "exit"], Form()],
+    border_point: Annotated[str, Form(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")],
+    principal: KioskOrOfficer,
+    rt: RuntimeDep,
+    bio: BiometricsDep,
+    policy: PolicyDep,
+    at: Annotated[datetime | None, Form(description="ISO datetime with zone; default now")] = None,
+    accompanied_by: Annotated[UUID | None, Form()] = None,
+) -> models.CrossingOut:
+    request = crossings.CrossingIn(
+        image=read_image(image, rt),
+        mrz=mrz,
+        direction=direction,
+        border_point=border_point,
+        at=at,
+        accompanied_by=accompanied_by,
+    )
+    return crossings.cross(rt, bio, policy, principal, request)
+
+
+@router.post("/crossings/{crossing_id}/resolution", name="crossings.resolve")
+def resolve_crossing(
+    crossing_id: UUID, body: models.ResolutionIn, principal: Officer, rt: RuntimeDep
+) -> models.CrossingOut:
+    return crossings.resolve(rt, principal, crossing_id, body)
+
+
+@router.get("/crossings", name="crossings.read")
+def list_crossings(
+    person_id: Annotated[UUID, Query()], principal: Officer, rt: RuntimeDep
+) -> list[models.CrossingOut]:
+    return crossings.of_person(rt, principal, person_id)
+
+
+@router.get("/persons/{person_id}/stay", name="stay.read")
+def person_stay(
+    person_id: UUID,
+    principal: ConsularOrOfficer,
+    rt: RuntimeDep,
+    policy: PolicyDep,
+    on: Annotated[date | None, Query(description="YYYY-MM-DD; default today")] = None,
+) -> models.StayOut:
+    return crossings.person_stay(rt, policy, principal, person_id, on)
+
+
+@router.get("/overstayers", name="overstayers.read")
+def list_overstayers(
+    principal: Officer,
+    rt: RuntimeDep,
+    policy: PolicyDep,
+    on: Annotated[date | None, Query(description="YYYY-MM-DD; default today")] = None,
+) -> list[models.Overstayer]:
+    return crossings.overstayers(rt, policy, principal, on)

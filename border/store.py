@@ -1,0 +1,132 @@
+"""SQL for crossings, the only writer of that table."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from core.db import Conn
+
+# Namespace of the per-traveller advisory locks (two-key form: namespace, hash of id).
+_TRAVELLER_LOCK = 0x626F_7264
+
+
+@dataclass(frozen=True)
+class CrossingRow:
+    id: UUID
+    person_id: UUID | None
+    document_index: bytes | None
+    direction: str
+    border_point: str
+    at: datetime
+    day: date
+    decision: str
+    reasons: list[dict[str, Any]]
+    match_distance: float | None
+    match_threshold: float | None
+    figures: dict[str, Any]
+    rule_set: str
+    visa_id: UUID | None
+    accompanied_by: UUID | None
+    recorded_by: str
+    recorded_at: datetime
+    outcome: str | None = None
+    resolution_note: bytes | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MovementRow:
+    """An admitted crossing: decided admit, or referred and resolved admit."""
+
+    direction: str
+    day: date
+    visa_id: UUID | None
+
+
+def lock_traveller(conn: Conn, key: bytes) -> None:
+    """Serialise crossings of one traveller (by person id or document index) to commit,
+    so two kiosks at once never both see the traveller outside and open two entries."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(encode(%(k)s, 'hex')))",
+        {"ns": _TRAVELLER_LOCK, "k": key},
+    )
+
+
+def insert(conn: Conn, row: CrossingRow) -> None:
+    values = vars(row) | {"reasons": Jsonb(row.reasons), "figures": Jsonb(row.figures)}
+    conn.execute(
+        "INSERT INTO crossings (id, person_id, document_index, direction, border_point, at, day,"
+        " decision, reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
+        " accompanied_by, recorded_by, recorded_at) VALUES (%(id)s, %(person_id)s,"
+        " %(document_index)s, %(direction)s, %(border_point)s, %(at)s, %(day)s, %(decision)s,"
+        " %(reasons)s, %(match_distance)s, %(match_threshold)s, %(figures)s, %(rule_set)s,"
+        " %(visa_id)s, %(accompanied_by)s, %(recorded_by)s, %(recorded_at)s)",
+        values,
+    )
+
+
+def get(conn: Conn, crossing_id: UUID, *, lock: bool = False) -> CrossingRow | None:
+    with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
+        if lock:
+            return cur.execute(
+                "SELECT id, person_id, document_index, direction, border_point, at, day,"
+                " decision, reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
+                " accompanied_by, recorded_by, recorded_at, outcome, resolution_note,"
+                " resolved_by, resolved_at FROM crossings WHERE id = %(id)s FOR UPDATE",
+                {"id": crossing_id},
+            ).fetchone()
+        return cur.execute(
+            "SELECT id, person_id, document_index, direction, border_point, at, day, decision,"
+            " reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
+            " accompanied_by, recorded_by, recorded_at, outcome, resolution_note, resolved_by,"
+            " resolved_at FROM crossings WHERE id = %(id)s",
+            {"id": crossing_id},
+        ).fetchone()
+
+
+def of_person(conn: Conn, person_id: UUID) -> list[CrossingRow]:
+    with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
+        return cur.execute(
+            "SELECT id, person_id, document_index, direction, border_point, at, day, decision,"
+            " reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
+            " accompanied_by, recorded_by, recorded_at, outcome, resolution_note, resolved_by,"
+            " resolved_at FROM crossings WHERE person_id = %(p)s ORDER BY at, recorded_at",
+            {"p": person_id},
+        ).fetchall()
+
+
+def movements(conn: Conn, person_id: UUID) -> list[MovementRow]:
+    """The person's admitted crossings, oldest first."""
+    with conn.cursor(row_factory=class_row(MovementRow)) as cur:
+        return cur.execute(
+            "SELECT direction, day, visa_id FROM crossings WHERE person_id = %(p)s"
+            " AND (decision = 'admit' OR outcome = 'admit') ORDER BY at, recorded_at",
+            {"p": person_id},
+        ).fetchall()
+
+
+def resolve(
+    conn: Conn, crossing_id: UUID, outcome: str, note: bytes, by: str, at: datetime
+) -> None:
+    conn.execute(
+        "UPDATE crossings SET outcome = %(o)s, resolution_note = %(n)s, resolved_by = %(by)s,"
+        " resolved_at = %(at)s WHERE id = %(id)s",
+        {"id": crossing_id, "o": outcome, "n": note, "by": by, "at": at},
+    )
+
+
+def persons_inside(conn: Conn, on: date) -> list[UUID]:
+    """Persons whose last admitted crossing on or before ``on`` is an entry."""
+    rows = conn.execute(
+        "SELECT person_id FROM (SELECT DISTINCT ON (person_id) person_id, direction"
+        " FROM crossings WHERE person_id IS NOT NULL AND day <= %(on)s"
+        " AND (decision = 'admit' OR outcome = 'admit')"
+        " ORDER BY person_id, at DESC, recorded_at DESC) last WHERE direction = 'entry'",
+        {"on": on},
+    ).fetchall()
+    return [UUID(str(r[0])) for r in rows]
