@@ -195,8 +195,6 @@ def cross(
             )
             if distance > threshold:
                 reasons.append(decision.mismatch(distance, threshold))
-        elif enrolled_seq is not None:
-            distance = 0.0
         hits = (
             enrollment_service.watchlist_hits(rt, bio, conn, capture.face.template)
             if capture is not None

@@ -479,9 +479,9 @@ class TestExactAndApproximate:
     def test_auto_switches_to_ivf_at_ivf_min_size(self, large: Enrolment) -> None:
         gallery = Gallery(DIM, ivf_min_size=IVF_MIN_SIZE)
         gallery.add(large.ids[: IVF_MIN_SIZE - 1], large.vectors[: IVF_MIN_SIZE - 1])
-        assert gallery.index_kind == "flat"
+        below = gallery.index_kind
         gallery.add(large.ids[IVF_MIN_SIZE - 1 : 3000], large.vectors[IVF_MIN_SIZE - 1 : 3000])
-        assert gallery.index_kind == "ivf"
+        assert (below, gallery.index_kind) == ("flat", "ivf")
         assert len(gallery) == 3000
         # Every template, from before and after the switch, is its own nearest neighbour.
         ids, dists = gallery.search(large.vectors[:3000], 1)
