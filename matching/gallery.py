@@ -31,10 +31,16 @@ _FORMAT = b"BGAL1"
 
 
 def normalise(vectors: npt.ArrayLike, dim: int) -> Vectors:
-    """Rows scaled to unit length, as a contiguous float32 (n, dim) array."""
-    array = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
+    """Rows scaled to unit length, as a contiguous float32 (n, dim) array. One vector may
+    be given flat; rows of any other width are refused, never reshaped."""
+    array = np.asarray(vectors, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise ValueError(f"vectors must be rows of {dim} values, not of shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError("vectors must be finite")
+    # In float64 so that large finite values do not overflow to an infinite norm.
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     if np.any(norms == 0):
         raise ValueError("a zero vector has no direction")
@@ -44,13 +50,16 @@ def normalise(vectors: npt.ArrayLike, dim: int) -> Vectors:
 
 def distance(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """1:1 distance between two templates, in the gallery's unit (see the module doc)."""
-    dim = np.asarray(a).size
-    unit = normalise(np.vstack([np.ravel(a), np.ravel(b)]), dim)
+    flat_a, flat_b = np.ravel(a), np.ravel(b)
+    unit = normalise(np.vstack([flat_a, flat_b]), flat_a.size)
     return float(np.linalg.norm(unit[0] - unit[1]))
 
 
 def _ip_to_distance(similarities: npt.NDArray[np.float32]) -> Distances:
-    distances: Distances = np.sqrt(np.clip(2.0 - 2.0 * similarities, 0.0, 4.0)).astype(np.float32)
+    # faiss pads missing neighbours with -FLT_MAX; float64 keeps the padding from
+    # overflowing (it is replaced by inf afterwards).
+    squared = np.clip(2.0 - 2.0 * similarities.astype(np.float64), 0.0, 4.0)
+    distances: Distances = np.sqrt(squared).astype(np.float32)
     return distances
 
 
@@ -185,6 +194,8 @@ class Gallery:
             raise ValueError(f"{len(id_array)} ids for {len(unit)} vectors")
         if len(set(id_array.tolist())) != len(id_array):
             raise ValueError("ids repeat within the batch")
+        if np.any(id_array < 0):
+            raise ValueError("ids must not be negative (-1 marks a missing neighbour)")
         with self._lock.write():
             present = [int(i) for i in id_array if int(i) in self._ids]
             if present:
@@ -244,6 +255,9 @@ class Gallery:
         gallery = cls(int(dim), kind=kind, ivf_min_size=int(ivf_min_size), nprobe=int(nprobe))  # type: ignore[arg-type]
         payload = np.frombuffer(data[len(_FORMAT) + 64 :], dtype=np.uint8)
         gallery._index = faiss.deserialize_index(payload)
+        if isinstance(gallery._index, faiss.IndexIVF):
+            # Not serialised by faiss: single queries split their lists across threads.
+            gallery._index.parallel_mode = 1
         gallery._trained_size = int(trained)
         ids, _ = gallery._contents() if gallery._index.ntotal else (np.empty(0, np.int64), None)
         gallery._ids = set(ids.tolist())

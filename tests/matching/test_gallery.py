@@ -37,7 +37,6 @@ IVF_MIN_SIZE = 2000
 
 # Padding (-1 ids) comes from faiss with similarity -FLT_MAX; doubling it overflows float32
 # on the way to the (then masked) distance. Harmless, but numpy warns each time.
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -159,22 +158,11 @@ class TestNormalise:
         with pytest.raises(ValueError, match="finite"):
             normalise(row, DIM)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="normalise reshapes to (-1, dim) without checking the width: two 64-d rows "
-        "pass as one 128-d row, one 256-d row as two",
-    )
     @pytest.mark.parametrize("shape", [(2, 64), (1, 256)])
     def test_rows_of_another_width_are_refused(self, shape: tuple[int, int]) -> None:
         with pytest.raises(ValueError):  # noqa: PT011
             normalise(np.ones(shape), DIM)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the norm is taken in float32: squares of finite values above ~1.8e19 "
-        "overflow, the norm is inf and the row becomes a zero vector, which is then accepted",
-    )
-    @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
     def test_large_finite_values_keep_their_direction(self) -> None:
         unit = normalise(np.full(DIM, 1e20), DIM)
         np.testing.assert_allclose(np.linalg.norm(unit), 1.0, rtol=1e-6)
@@ -358,11 +346,6 @@ class TestAddAndSearch:
         with pytest.raises(ValueError, match="unknown index kind"):
             Gallery(DIM, kind="hnsw")  # type: ignore[arg-type]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="search sets the distance of every negative id to inf (`distances[ids < 0]`), "
-        "yet add accepts negative ids: a template enrolled under -5 is found at distance inf",
-    )
     def test_negative_id_is_refused_or_found_at_its_distance(self, small: Enrolment) -> None:
         gallery = Gallery(DIM)
         try:
@@ -373,11 +356,6 @@ class TestAddAndSearch:
         assert ids[0, 0] == -5
         assert dists[0, 0] < SAME_VECTOR
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="templates of the wrong width are reshaped, not refused: one id with two "
-        "64-d rows is enrolled as one 128-d template, and a 256-d query is searched as two",
-    )
     def test_template_of_another_width_is_refused(self, small: Enrolment) -> None:
         gallery = Gallery(DIM)
         gallery.add(small.ids, small.vectors)
@@ -635,12 +613,6 @@ class TestPersistence:
         with pytest.raises((ValueError, RuntimeError)):
             Gallery.from_bytes(corrupt(gallery.to_bytes()))
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="parallel_mode is not serialised by faiss and from_bytes does not set it "
-        "again: a restored IVF gallery searches one query on one thread (~1.4x slower at "
-        "300k on 2 cores), against DESIGN §9",
-    )
     def test_restored_ivf_keeps_its_single_query_parallelism(self, small: Enrolment) -> None:
         gallery = Gallery(DIM, kind="ivf")
         gallery.add(small.ids, small.vectors)
