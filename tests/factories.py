@@ -7,15 +7,7 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 
 from tests.conftest import FACES
-from visa.mrz import check_digit
-
-
-def _field(value: str, width: int) -> str:
-    return value.upper().replace(" ", "<").ljust(width, "<")[:width]
-
-
-def _yymmdd(day: date | None) -> str:
-    return day.strftime("%y%m%d") if day else "<<<<<<"
+from visa.mrz import format_td3
 
 
 def td3(
@@ -30,27 +22,18 @@ def td3(
     expiry_date: date = date(2032, 4, 15),
     personal_number: str = "",
 ) -> str:
-    """A valid passport MRZ (TD3, two lines of 44) with every check digit computed."""
-    name = _field(f"{surname}<<{given_names.replace(' ', '<')}", 39)
-    line1 = "P<" + _field(issuing_state, 3) + name
-    number_f = _field(number, 9)
-    personal = _field(personal_number, 14)
-    personal_check = check_digit(personal) if personal_number else "<"
-    birth, expiry = _yymmdd(birth_date), _yymmdd(expiry_date)
-    body = (
-        number_f
-        + check_digit(number_f)
-        + _field(nationality, 3)
-        + birth
-        + check_digit(birth)
-        + sex.replace("X", "<")
-        + expiry
-        + check_digit(expiry)
-        + personal
-        + personal_check
+    """A valid passport MRZ (TD3) with every check digit computed."""
+    return format_td3(
+        surname=surname,
+        given_names=given_names,
+        document_number=number,
+        issuing_state=issuing_state,
+        nationality=nationality,
+        birth_date=birth_date,
+        sex=sex,
+        expiry_date=expiry_date,
+        optional_data=personal_number,
     )
-    composite = body[0:10] + body[13:20] + body[21:43]
-    return line1 + "\n" + body + check_digit(composite)
 
 
 def photo(name: str) -> bytes:

@@ -55,7 +55,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final, Literal
 
-__all__ = ["MRZ", "Field", "Format", "MRZError", "Reason", "Sex", "check_digit", "parse_mrz"]
+__all__ = [
+    "MRZ",
+    "Field",
+    "Format",
+    "MRZError",
+    "Reason",
+    "Sex",
+    "check_digit",
+    "format_td3",
+    "parse_mrz",
+]
 
 Format = Literal["TD1", "TD2", "TD3", "MRVA", "MRVB"]
 Sex = Literal["M", "F", "X"]
@@ -154,6 +164,49 @@ def check_digit(s: str) -> str:
             raise ValueError(f"{c!r} at position {i + 1} is not an MRZ character")
         total += value * _WEIGHTS[i % 3]
     return str(total % 10)
+
+
+def _filled(value: str, width: int) -> str:
+    return value.upper().replace(" ", "<").ljust(width, "<")[:width]
+
+
+def _yymmdd(day: date | None) -> str:
+    return day.strftime("%y%m%d") if day else "<<<<<<"
+
+
+def format_td3(
+    *,
+    surname: str,
+    given_names: str,
+    document_number: str,
+    issuing_state: str,
+    nationality: str,
+    birth_date: date | None,
+    sex: str,
+    expiry_date: date,
+    optional_data: str = "",
+) -> str:
+    """Compose a passport MRZ (TD3: two lines of 44), every check digit computed: for
+    demos, tests and issuing systems. Values are upper-cased, spaces become fillers, and
+    fields are cut to their width; the result parses back with :func:`parse_mrz`."""
+    name = _filled(f"{surname}<<{given_names.replace(' ', '<')}", 39)
+    number = _filled(document_number, 9)
+    personal = _filled(optional_data, 14)
+    birth, expiry = _yymmdd(birth_date), _yymmdd(expiry_date)
+    body = (
+        number
+        + check_digit(number)
+        + _filled(nationality, 3)
+        + birth
+        + check_digit(birth)
+        + ("<" if sex == "X" else sex)
+        + expiry
+        + check_digit(expiry)
+        + personal
+        + (check_digit(personal) if optional_data else "<")
+    )
+    composite = body[0:10] + body[13:20] + body[21:43]
+    return f"P<{_filled(issuing_state, 3)}{name}\n{body}{check_digit(composite)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.visa import mrz_cases
 from tests.visa.mrz_cases import FORMATS, WIDTH, FormatName, compose
-from visa.mrz import MRZ, MRZError, check_digit, parse_mrz
+from visa.mrz import MRZ, MRZError, check_digit, format_td3, parse_mrz
 
 SPECIMEN_TODAY = date(2026, 1, 1)
 
@@ -678,3 +678,38 @@ class TestNeverAnotherException:
         position %= len(text)
         with contextlib.suppress(MRZError):
             parse_mrz(text[:position] + new + text[position + 1 :], today=SPECIMEN_TODAY)
+
+
+class TestFormatTd3:
+    def test_composes_the_doc_9303_specimen(self) -> None:
+        composed = format_td3(
+            surname="ERIKSSON",
+            given_names="ANNA MARIA",
+            document_number="L898902C3",
+            issuing_state="UTO",
+            nationality="UTO",
+            birth_date=date(1974, 8, 12),
+            sex="F",
+            expiry_date=date(2012, 4, 15),
+            optional_data="ZE184226B",
+        )
+        assert composed == (
+            "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
+            "L898902C36UTO7408122F1204159ZE184226B<<<<<10"
+        )
+
+    def test_unknown_birth_date_and_sex_round_trip(self) -> None:
+        parsed = parse_mrz(
+            format_td3(
+                surname="DOE",
+                given_names="",
+                document_number="X1",
+                issuing_state="D",
+                nationality="D",
+                birth_date=None,
+                sex="X",
+                expiry_date=date(2030, 1, 31),
+            )
+        )
+        assert (parsed.surname, parsed.given_names, parsed.document_number) == ("DOE", "", "X1")
+        assert (parsed.birth_date, parsed.sex, parsed.issuing_state) == (None, "X", "D")
