@@ -5,6 +5,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -164,3 +165,24 @@ def index_rebuild() -> None:
         f"galleries rebuilt: {len(galleries.enrolled)} templates"
         f" ({galleries.enrolled.index_kind}), {len(galleries.watchlist)} on the watchlist"
     )
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Play in this directory instead of a fresh one.")
+    ] = None,
+    faces: Annotated[
+        Path | None, typer.Option(help="Folder of the sample photos (default: ../shared/faces).")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the fresh data directory afterwards.")] = False,
+) -> None:
+    """A day at a border post on the embedded defaults: enrollments, visas, kiosk
+    crossings, an officer's resolutions, overstayers, and the audit-chain check."""
+    from border import demo as demo_module
+
+    try:
+        code = demo_module.run(data_dir=data_dir, faces=faces, keep=keep)
+    except demo_module.MissingPhotos as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)

@@ -1,0 +1,227 @@
+"""``border demo``: a day at a border post, played through the HTTP API in-process on the
+embedded defaults, in a data directory of its own.
+
+The cast is the three people in the sample photographs (shared/faces), under made-up
+names and documents: a visa-exempt visitor first seen at a kiosk, a visa holder whose
+passport an impostor tries to use, and a minor without a visa. The run prints every
+crossing with its decision and reasons, the overstayers, and the audit-chain check.
+"""
+
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+with warnings.catch_warnings():
+    # Starlette nudges toward httpx2; the demo only needs the in-process client.
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from border import models, service
+from border.app import create_app
+from core import auth
+from core.runtime import Runtime
+from core.settings import Settings
+from visa.mrz import format_td3
+
+PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "lin-manuel-miranda.png")
+POINT = "UTO-AIR-1"
+WIDTHS = (16, 26, 5, 8, 0)
+
+
+def default_faces() -> Path:
+    """shared/faces beside the project's root, as the repository lays it out."""
+    return Path(__file__).resolve().parents[2] / "shared" / "faces"
+
+
+class MissingPhotos(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Traveller:
+    name: str
+    photo: str
+    nationality: str
+    number: str
+    birth_date: date
+
+    def mrz(self) -> str:
+        surname, _, given = self.name.upper().partition(" ")
+        return format_td3(
+            surname=given or surname,
+            given_names=surname if given else "",
+            document_number=self.number,
+            issuing_state=self.nationality,
+            nationality=self.nationality,
+            birth_date=self.birth_date,
+            sex="M",
+            expiry_date=date.today().replace(year=date.today().year + 5),
+        )
+
+
+class Demo:
+    def __init__(self, client: TestClient, faces: Path, keys: dict[str, str]) -> None:
+        self.client = client
+        self.faces = faces
+        self.headers = {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
+        self.rows: list[tuple[str, str, str, str, str]] = []
+
+    def call(self, method: str, path: str, role: str, **kwargs: Any) -> Any:
+        response = self.client.request(method, path, headers=self.headers[role], **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def image(self, photo: str) -> dict[str, tuple[str, bytes, str]]:
+        return {"image": (photo, (self.faces / photo).read_bytes(), "application/octet-stream")}
+
+    def enroll(self, who: Traveller) -> str:
+        body = self.call(
+            "POST", "/v1/persons", "consular", files=self.image(who.photo), data={"mrz": who.mrz()}
+        )
+        return str(body["person_id"])
+
+    def cross(
+        self, label: str, who: Traveller, photo: str, direction: str, at: datetime
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            "POST",
+            "/v1/crossings",
+            "kiosk",
+            files=self.image(photo),
+            data={
+                "mrz": who.mrz(),
+                "direction": direction,
+                "border_point": POINT,
+                "at": at.isoformat(),
+            },
+        )
+        reasons = "; ".join(r["code"] for r in result["reasons"]) or "-"
+        self.rows.append(
+            (at.strftime("%Y-%m-%d %H:%M"), label, direction, result["decision"], reasons)
+        )
+        return result
+
+    def resolve(self, crossing: dict[str, Any], outcome: str, note: str) -> None:
+        self.call(
+            "POST",
+            f"/v1/crossings/{crossing['crossing_id']}/resolution",
+            "officer",
+            json={"outcome": outcome, "note": note},
+        )
+        when = crossing["at"][11:16]
+        print(f"  officer resolves the {crossing['direction']} of {when}: {outcome} ({note})")
+
+
+@contextmanager
+def _data_dir(chosen: Path | None, keep: bool) -> Iterator[Path]:
+    if chosen is not None:
+        chosen.mkdir(parents=True, exist_ok=True)
+        yield chosen
+        return
+    folder = Path(tempfile.mkdtemp(prefix="border-demo-"))
+    try:
+        yield folder
+    finally:
+        if keep:
+            print(f"\nthe demo's data directory is kept: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keys(settings: Settings, client: TestClient) -> dict[str, str]:
+    """An admin key made as `border clients create` makes one, then a key per role."""
+    rt: Runtime = client.app_state["rt"]
+    admin = service.create_client(
+        rt, auth.command_line("demo"), models.ClientIn(name="demo admin", role="admin")
+    ).api_key
+    keys = {"admin": admin}
+    for role in ("consular", "officer", "kiosk", "auditor"):
+        body = {"name": f"demo {role}", "role": role}
+        if role == "kiosk":
+            body["border_point"] = POINT
+        response = client.post(
+            "/v1/clients", json=body, headers={"Authorization": f"Bearer {admin}"}
+        )
+        keys[role] = response.json()["api_key"]
+    return keys
+
+
+def run(*, data_dir: Path | None = None, faces: Path | None = None, keep: bool = False) -> int:
+    faces = faces or default_faces()
+    missing = [p for p in PHOTOS if not (faces / p).is_file()]
+    if missing:
+        raise MissingPhotos(
+            f"the demo needs the sample photos {', '.join(missing)} in {faces}; "
+            "pass --faces DIR to point at the folder that holds them"
+        )
+    logging.getLogger().setLevel(logging.WARNING)
+    with _data_dir(data_dir, keep) as folder:
+        # Never the configured store or key: the demo plays on its own embedded defaults.
+        settings = Settings(
+            data_dir=folder, database_url=None, master_key=None, log_level="WARNING"
+        )
+        print(f"Border demo: embedded PostgreSQL and keys in {folder}")
+        with TestClient(create_app(settings)) as client:
+            return _play(Demo(client, faces, _keys(settings, client)))
+
+
+def _play(demo: Demo) -> int:
+    # Scenes are dated in the last few hours (a crossing may not lie in the future), and
+    # one a hundred days back: the visitor who will overstay.
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=6)
+    barack = Traveller("Barack Example", "obama.jpg", "USA", "US1234567", date(1961, 8, 4))
+    joe = Traveller("Joe Sample", "biden.jpg", "KEN", "KE7654321", date(1962, 11, 20))
+    lin = Traveller("Lin Minor", "lin-manuel-miranda.png", "IND", "IN2468013",
+                    date(start.year - 16, 1, 1))  # fmt: skip
+
+    print("\nconsular post: enrolls Joe (Kenyan passport) and issues him a 30-day visa;")
+    print("              enrolls Lin (16, Indian passport), who has no visa")
+    joe_id = demo.enroll(joe)
+    visa = {
+        "person_id": joe_id,
+        "visa_type": "C",
+        "issuing_state": "UTO",
+        "valid_from": (start.date() - timedelta(days=30)).isoformat(),
+        "valid_until": (start.date() + timedelta(days=150)).isoformat(),
+        "entries": "MULT",
+        "duration_of_stay_days": 30,
+    }
+    demo.call("POST", "/v1/visas", "consular", json=visa)
+    demo.enroll(lin)
+
+    print(f"\nkiosk at {POINT}, and the officer behind it")
+    demo.cross("Barack, first visit", barack, "obama.jpg", "entry", start - timedelta(days=100))
+    impostor = demo.cross("impostor on Joe's passport", joe, lin.photo, "entry", start)
+    demo.cross("Joe", joe, "biden.jpg", "entry", start + timedelta(minutes=5))
+    alone = demo.cross(
+        "Lin, alone, no visa", lin, lin.photo, "entry", start + timedelta(minutes=20)
+    )
+    demo.resolve(impostor, "refuse", "face does not match the passport; passport retained")
+    demo.resolve(alone, "refuse", "minor without visa or guardian; returned with the airline")
+    watch = {"person_id": joe_id, "reason": "liaison officer alert"}
+    demo.call("POST", "/v1/watchlist", "officer", json=watch)
+    print("  officer puts Joe on the watchlist")
+    demo.cross("Joe, leaving", joe, "biden.jpg", "exit", start + timedelta(hours=4))
+    demo.cross("Barack, leaving", barack, "obama2.jpg", "exit", start + timedelta(hours=5))
+
+    header = ("at (UTC)", "traveller", "way", "decision", "reasons")
+    print("\n" + "  ".join(f"{h:<{w}}" for h, w in zip(header, WIDTHS, strict=True)))
+    for row in demo.rows:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, WIDTHS, strict=True)))
+
+    day_before = (start - timedelta(days=1)).date().isoformat()
+    over = demo.call("GET", "/v1/overstayers", "officer", params={"on": day_before})
+    found = [f"{o['overstay_days']} day(s) past {o['authorised_until']}" for o in over]
+    print(f"\noverstayers on {day_before}: {', '.join(found) or 'none'}")
+    verdict = demo.call("GET", "/v1/audit/verify", "auditor")
+    state = "holds" if verdict["ok"] else f"is BROKEN at seq {verdict['first_bad_seq']}"
+    print(f"audit chain {state}: {verdict['events']} events, head {verdict['head_hash'][:16]}")
+    return 0 if verdict["ok"] else 1

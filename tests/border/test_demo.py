@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from border.cli import app
+from tests.conftest import FACES
+
+
+class TestDemo:
+    def test_a_day_at_the_border_post(self, tmp_path: Path) -> None:
+        result = CliRunner().invoke(
+            app, ["demo", "--data-dir", str(tmp_path / "demo"), "--faces", str(FACES)]
+        )
+        assert result.exit_code == 0, result.output
+        rows = {
+            line.split("  ")[1].strip(): line
+            for line in result.stdout.splitlines()
+            if line.startswith("20") and "  " in line
+        }
+        assert "admit" in rows["Barack, first visit"]
+        assert "refer" in rows["impostor on Joe's passport"]
+        assert "FACE_MISMATCH" in rows["impostor on Joe's passport"]
+        assert "MINOR_UNACCOMPANIED" in rows["Lin, alone, no visa"]
+        assert "VISA_REQUIRED" in rows["Lin, alone, no visa"]
+        assert "WATCHLIST_HIT" in rows["Joe, leaving"]
+        assert "admit" in rows["Barack, leaving"]
+        assert "OVERSTAY" in rows["Barack, leaving"]
+        assert "officer resolves the entry" in result.stdout
+        assert "day(s) past" in result.stdout
+        assert "audit chain holds" in result.stdout
+
+    def test_missing_photos_say_where_to_look(self, tmp_path: Path) -> None:
+        result = CliRunner().invoke(app, ["demo", "--faces", str(tmp_path)])
+        assert result.exit_code == 2
+        assert "--faces" in result.stderr
+        assert str(tmp_path) in result.stderr
