@@ -37,6 +37,7 @@ from core.errors import (
     BorderError,
     InvalidRequest,
     MethodNotAllowed,
+    RateLimited,
     RouteNotFound,
     Unavailable,
 )
@@ -92,9 +93,14 @@ def _audit_refusal(request: Request, code: str, status: int) -> None:
 
 
 def _error_response(request: Request, exc: BorderError) -> JSONResponse:
-    if exc.status != Unavailable.status:
+    # A store that is down cannot take the event; a throttled flood must not fill the log
+    # (the failures that triggered the throttle were audited one by one).
+    if exc.status not in (Unavailable.status, RateLimited.status):
         _audit_refusal(request, exc.code, exc.status)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, round(float(exc.extra.get("retry_after_s", 1)))))}
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 def _border_error(request: Request, exc: Exception) -> JSONResponse:

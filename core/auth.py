@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 
 from core import store as core_store
-from core.errors import Forbidden, InvalidRequest, Unauthorized
+from core.errors import Forbidden, InvalidRequest, RateLimited, Unauthorized
 from core.runtime import get_runtime
 
 ROLES = ("kiosk", "officer", "consular", "auditor", "admin")
@@ -77,11 +77,25 @@ def authenticate(request: Request) -> Principal:
     The principal is left on ``request.state`` so that a refusal later in the request is
     still audited under the caller's name.
     """
-    key = _bearer(request)
     rt = get_runtime(request)
+    address = f"addr:{request.client.host if request.client else 'unknown'}"
+    header = request.headers.get("authorization", "")
+    presented = f"key:{key_digest(header).hex()}"
+    wait = rt.throttle.retry_after(address, presented)
+    if wait is not None:
+        raise RateLimited(
+            f"too many failed authentications; retry in {wait:.0f} s",
+            retry_after_s=round(wait, 1),
+        )
+    try:
+        key = _bearer(request)
+    except Unauthorized:
+        rt.throttle.failed(address, presented)
+        raise
     with rt.pool.connection() as conn:
         client = core_store.client_by_key(conn, key_digest(key))
     if client is None:
+        rt.throttle.failed(address, presented)
         raise Unauthorized("unknown or revoked API key")
     principal = Principal(
         client_id=client.id, role=client.role, border_point=client.border_point, purpose=None

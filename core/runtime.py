@@ -12,6 +12,7 @@ from core import db, migrate
 from core.db import Conn
 from core.keys import Keyring
 from core.settings import Settings
+from core.throttle import AuthThrottle
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class Runtime:
     store: db.Store
     pool: ConnectionPool[Conn]
     keys: Keyring
+    throttle: AuthThrottle
 
     @classmethod
     def start(cls, settings: Settings, migration_dirs: list[Path]) -> "Runtime":
@@ -45,7 +47,8 @@ class Runtime:
             pool.close()
             store.close()
             raise
-        return cls(settings=settings, store=store, pool=pool, keys=keys)
+        throttle = AuthThrottle(settings.auth_max_failures, settings.auth_failure_window_s)
+        return cls(settings=settings, store=store, pool=pool, keys=keys, throttle=throttle)
 
     def close(self) -> None:
         self.pool.close()

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Wait for a free connection before answering 503."
     )
     log_level: str = Field(default="INFO")
+    auth_max_failures: int = Field(
+        default=10, ge=1, description="failed authentications per address or key per window"
+    )
+    auth_failure_window_s: float = Field(default=60.0, gt=0)
 
     image_max_bytes: int = Field(default=15_000_000, gt=0, description="upload size limit")
     image_max_pixels: int = Field(

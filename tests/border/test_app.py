@@ -210,3 +210,22 @@ class TestAuditTrail:
         rows = audit_rows(client)
         assert rows[-2][1:4] == ("kiosk", "audit.events.read", "forbidden")
         assert rows[-1][:4] == ("anonymous", None, "audit.events.read", "unauthorized")
+
+
+class TestAuthThrottling:
+    def test_repeated_bad_keys_are_throttled_without_filling_the_log(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        limit = runtime_of(client).settings.auth_max_failures
+        for _ in range(limit):
+            bad = client.get("/v1/audit/verify", headers={"Authorization": "Bearer guess"})
+            assert bad.status_code == 401
+        events = len(audit_rows(client))
+        for _ in range(3):
+            blocked = client.get("/v1/audit/verify", headers={"Authorization": "Bearer guess"})
+            assert blocked.status_code == 429
+            assert blocked.json()["error"] == "rate_limited"
+            assert int(blocked.headers["retry-after"]) >= 1
+        # The address is held back too, whatever key it presents next.
+        assert client.get("/v1/audit/verify", headers=headers["auditor"]).status_code == 429
+        assert len(audit_rows(client)) == events
