@@ -132,3 +132,15 @@ class TestTemplates:
     ) -> None:
         gap = distance(templates[other], templates[obama])
         assert gap > DIFFERENT_PEOPLE, f"{other} vs {obama}: {gap:.3f}"
+
+
+class TestCnnDetector:
+    def test_the_cnn_detector_is_selectable_and_agrees_with_hog(
+        self, face_model: FaceModel
+    ) -> None:
+        cnn = FaceModel(detector="cnn", detect_size=320)
+        image = load("obama_small.jpg")
+        (box,) = cnn.detect(image)
+        template = cnn.describe(image, box).template
+        reference = only_face(face_model, "obama_small.jpg").template
+        assert distance(template, reference) < 0.15
