@@ -7,7 +7,6 @@ passport an impostor tries to use, and a minor without a visa. The run prints ev
 crossing with its decision and reasons, the overstayers, and the audit-chain check.
 """
 
-import logging
 import shutil
 import tempfile
 import warnings
@@ -162,7 +161,6 @@ def run(*, data_dir: Path | None = None, faces: Path | None = None, keep: bool =
             f"the demo needs the sample photos {', '.join(missing)} in {faces}; "
             "pass --faces DIR to point at the folder that holds them"
         )
-    logging.getLogger().setLevel(logging.WARNING)
     with _data_dir(data_dir, keep) as folder:
         # Never the configured store or key: the demo plays on its own embedded defaults.
         settings = Settings(

@@ -1,5 +1,7 @@
+import logging
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from border.cli import app
@@ -34,3 +36,19 @@ class TestDemo:
         assert result.exit_code == 2
         assert "--faces" in result.stderr
         assert str(tmp_path) in result.stderr
+
+    def test_logs_of_a_full_run_hold_no_personal_data(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.DEBUG):
+            result = CliRunner().invoke(
+                app, ["demo", "--data-dir", str(tmp_path / "demo"), "--faces", str(FACES)]
+            )
+        assert result.exit_code == 0, result.output
+        assert caplog.records, "the run logged nothing at all: the check would be empty"
+        logged = caplog.text
+        names = ("BARACK", "EXAMPLE", "SAMPLE", "MINOR<<LIN", "LIN MINOR")
+        for secret in (*names, "US1234567", "KE7654321", "IN2468013"):
+            assert secret not in logged.upper()
+        photo_bytes = (FACES / "obama.jpg").read_bytes()[2000:2032]
+        assert repr(photo_bytes)[2:-1] not in logged
