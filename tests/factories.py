@@ -6,7 +6,8 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
-from tests.conftest import FACES
+from core.runtime import Runtime
+from tests.conftest import FACES, new_key
 from visa.mrz import format_td3
 
 
@@ -56,3 +57,8 @@ def enroll(
     )
     assert response.status_code == 201, response.json()
     return UUID(response.json()["person_id"])
+
+
+def new_key_headers(rt: Runtime, role: str, border_point: str | None = None) -> dict[str, str]:
+    """Authorization headers of a new API client with ``role``."""
+    return {"Authorization": f"Bearer {new_key(rt, role, border_point)}"}
