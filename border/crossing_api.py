@@ -58,9 +58,18 @@ def resolve_crossing(
 
 @router.get("/crossings", name="crossings.read")
 def list_crossings(
-    person_id: Annotated[UUID, Query()], principal: Officer, rt: RuntimeDep
+    principal: Officer,
+    rt: RuntimeDep,
+    person_id: Annotated[UUID | None, Query(description="a person's crossings")] = None,
+    border_point: Annotated[
+        str | None, Query(max_length=64, description="without person_id: that point's queue")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[models.CrossingOut]:
-    return crossings.of_person(rt, principal, person_id)
+    """A person's crossings, or, without ``person_id``, the referrals awaiting an officer."""
+    if person_id is not None:
+        return crossings.of_person(rt, principal, person_id)
+    return crossings.open_referrals(rt, principal, border_point, limit)
 
 
 @router.get("/persons/{person_id}/stay", name="stay.read")

@@ -180,7 +180,7 @@ def cross(
             try:
                 created, enrolled_seq = enrollment_service.enroll_in(
                     rt, bio, conn, principal, document=document, image=request.image,
-                    capture=capture,
+                    capture=capture, station=request.border_point,
                 )  # fmt: skip
                 person_id = created.person_id
             except DuplicateIdentity:
@@ -204,6 +204,10 @@ def cross(
             reasons.append(
                 rules.Reason.of("WATCHLIST_HIT", "the traveller matches an active watchlist entry")
             )
+        # Only an enrolled person is recorded as the companion; any other id counts as none.
+        companion = request.accompanied_by
+        if companion is not None and enrollment_service.person_facts(rt, conn, companion) is None:
+            companion = None
         if document is not None:
             traveller = rules.Traveller(
                 nationality=document.nationality,
@@ -219,8 +223,9 @@ def cross(
             reasons.extend(evaluation.reasons)
             figures = evaluation.figures
             visa_id = evaluation.visa_id
-            if request.direction == "entry" and figures.get("unclosed_entry"):
-                reasons.append(decision.entry_without_exit(str(figures["unclosed_entry"])))
+            before = [m for m in history if m.on <= day]
+            if request.direction == "entry" and before and before[-1].direction == "entry":
+                reasons.append(decision.entry_without_exit(before[-1].on.isoformat()))
         row = store.CrossingRow(
             id=crossing_id,
             person_id=person_id,
@@ -236,7 +241,7 @@ def cross(
             figures=figures,
             rule_set=policy.rule_set,
             visa_id=visa_id,
-            accompanied_by=request.accompanied_by,
+            accompanied_by=companion,
             recorded_by=principal.actor,
             recorded_at=_now(),
         )
@@ -261,9 +266,12 @@ def cross(
 
 
 def _note_key(rt: Runtime, conn: Conn, row: store.CrossingRow, *, create: bool) -> bytes | None:
-    """Notes are sealed with the traveller's key, or with a key of the crossing's own when
-    no person is known (it is shredded with nobody, but holds no biometrics)."""
-    return rt.keys.data_key(conn, row.person_id or row.id, create=create)
+    """Notes are sealed with the traveller's key (shredded with them), or with a key of the
+    crossing's own when no person is tied to it. An erased traveller's key is never made
+    again: None."""
+    if row.person_id is not None:
+        return rt.keys.data_key(conn, row.person_id)
+    return rt.keys.data_key(conn, row.id, create=create)
 
 
 def resolve(
@@ -277,6 +285,9 @@ def resolve(
             raise AlreadyResolved("only a referred crossing is resolved; this one was admitted")
         if row.outcome is not None:
             raise AlreadyResolved(f"this crossing was resolved ({row.outcome}) already")
+        if row.document_index is not None:
+            # An entry resolved admit opens a stay: serialised with the traveller's kiosks.
+            store.lock_traveller(conn, row.document_index)
         key = _note_key(rt, conn, row, create=True)
         if key is None:
             raise NotFound("person", row.person_id)
@@ -334,13 +345,16 @@ def person_stay(
             raise NotFound("person", person_id)
         history = _history(conn, person_id)
         visas = visa_service.visa_facts(conn, person_id)
+        spans = rules.stays(history, day)
         trace = stay.trace(
-            rules.stays(history, day),
+            spans,
             day,
             max_stay_days=policy.max_stay_days,
             window_days=policy.window_days,
         )
-        authorised = rules.authorised_stay(policy, visas, history, day)
+        national = policy.is_national(facts.nationality)
+        # Nationals have no stay limits (DESIGN §6): figures, but never an overstay.
+        authorised = None if national else rules.authorised_stay(policy, visas, history, day)
         audit_service.record(
             conn, rt.keys, principal, "stay.read", resource_type="person", resource_id=person_id
         )
@@ -349,8 +363,9 @@ def person_stay(
         window_start=trace.window_start,
         days_used=trace.days_used,
         days_remaining=trace.days_remaining,
-        overstay=trace.overstay or bool(authorised and authorised.overstay_days(day)),
-        in_territory=authorised is not None,
+        overstay=not national
+        and (trace.overstay or bool(authorised and authorised.overstay_days(day))),
+        in_territory=bool(spans) and spans[-1][1] is None,
         authorised_until=authorised.authorised_until if authorised else None,
         rule_set=policy.rule_set,
         trace=trace.as_dict(),
@@ -392,3 +407,19 @@ def overstayers(
             detail={"on": day.isoformat(), "found": len(found)},
         )
     return sorted(found, key=lambda o: (-o.overstay_days, str(o.person_id)))
+
+
+def open_referrals(
+    rt: Runtime, principal: Principal, border_point: str | None, limit: int
+) -> list[models.CrossingOut]:
+    """The officer's queue: referred crossings awaiting a resolution, oldest first."""
+    with transaction(rt.pool) as conn:
+        rows = store.open_referrals(conn, border_point, limit)
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "crossings.read",
+            detail={"open_referrals": len(rows), "border_point": border_point},
+        )
+    return [_out(row) for row in rows]

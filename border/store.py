@@ -100,6 +100,19 @@ def of_person(conn: Conn, person_id: UUID) -> list[CrossingRow]:
         ).fetchall()
 
 
+def open_referrals(conn: Conn, border_point: str | None, limit: int) -> list[CrossingRow]:
+    """Referred crossings no officer has resolved yet, oldest first."""
+    with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
+        return cur.execute(
+            "SELECT id, person_id, document_index, direction, border_point, at, day, decision,"
+            " reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
+            " accompanied_by, recorded_by, recorded_at, outcome, resolution_note, resolved_by,"
+            " resolved_at FROM crossings WHERE decision = 'refer' AND outcome IS NULL"
+            " AND (%(bp)s::text IS NULL OR border_point = %(bp)s) ORDER BY at LIMIT %(n)s",
+            {"bp": border_point, "n": limit},
+        ).fetchall()
+
+
 def movements(conn: Conn, person_id: UUID) -> list[MovementRow]:
     """The person's admitted crossings, oldest first."""
     with conn.cursor(row_factory=class_row(MovementRow)) as cur:

@@ -202,6 +202,7 @@ def enroll_in(
     document: MRZ,
     image: bytes,
     capture: capture_mod.Capture,
+    station: str | None = None,
 ) -> tuple[models.PersonCreated, int]:
     """Enroll inside the caller's transaction (a crossing enrolls a first-time visitor in
     its own). Refuses a known document or face with DuplicateIdentity before writing
@@ -250,7 +251,9 @@ def enroll_in(
             created_at=now,
         ),
     )
-    capture_id, seq = _insert_capture(rt, conn, key, person_id, image, capture, _station(principal))
+    capture_id, seq = _insert_capture(
+        rt, conn, key, person_id, image, capture, station or _station(principal)
+    )
     audit_service.record(
         conn,
         rt.keys,
