@@ -2,6 +2,7 @@
 the store, the pool and the key ring."""
 
 import logging
+import re
 import time
 import traceback
 import uuid
@@ -108,32 +109,74 @@ def _border_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(request, exc)
 
 
+_MAX_PROBLEMS = 20
+
+
+def _access_refusal(request: Request) -> BorderError | None:
+    """FastAPI reads and parses a body before it solves a route's dependencies, so a body
+    that does not parse would be answered before the key and role are checked. Check them
+    first: a caller without a valid key or role gets its 401 or 403, not a 422."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or getattr(request.state, "principal", None) is not None:
+        return None
+    try:
+        auth.check_access(request, route.dependant)
+    except BorderError as refusal:
+        return refusal
+    return None
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _location(err: Any) -> list[str]:
+    # An unknown field's name is the caller's text: named when it looks like a field name,
+    # otherwise only located, so no arbitrary text is echoed (or logged with the refusal).
+    loc = [str(p)[:64] for p in err.get("loc", ())]
+    if err.get("type") == "extra_forbidden" and loc and not _PLAIN_NAME.match(loc[-1]):
+        loc[-1] = "<unknown field>"
+    return loc
+
+
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    route = request.scope.get("route")
-    if isinstance(route, APIRoute) and getattr(request.state, "principal", None) is None:
-        try:
-            auth.check_access(request, route.dependant)
-        except BorderError as refusal:
-            return _error_response(request, refusal)
-    # Field paths and messages only: pydantic's "input" may hold personal data.
+    refusal = _access_refusal(request)
+    if refusal is not None:
+        return _error_response(request, refusal)
+    # Field paths and messages only, and a bounded number of them: pydantic's "input" may
+    # hold personal data, and a body of a million unknown keys must not echo a million.
+    errors = exc.errors()
     problems = [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
-        for err in exc.errors()
+        {"loc": _location(err), "msg": str(err.get("msg", ""))[:200]}
+        for err in errors[:_MAX_PROBLEMS]
     ]
     summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
+    more = f" (and {len(errors) - _MAX_PROBLEMS} more)" if len(errors) > _MAX_PROBLEMS else ""
     return _error_response(
-        request, InvalidRequest(f"the request is not valid: {summary}", problems=problems)
+        request,
+        InvalidRequest(f"the request is not valid: {summary}{more}", problems=problems),
     )
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _error_response(request, RouteNotFound(f"no route {request.url.path}"))
+        return _error_response(request, RouteNotFound("no such route"))
     if exc.status_code == 405:
         return _error_response(request, MethodNotAllowed(f"{request.method} is not allowed here"))
-    return _error_response(request, InvalidRequest(str(exc.detail)))
+    refusal = _access_refusal(request)
+    if refusal is not None:
+        return _error_response(request, refusal)
+    return _error_response(request, InvalidRequest("the request body could not be read"))
+
+
+def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+    """Values the store or the calendar cannot take (a NUL in text, a date past year 9999)
+    are the caller's error, refused like any other bad input."""
+    log.info("bad data refused: %s", type(exc).__name__)
+    return _error_response(
+        request, InvalidRequest("the request holds a value that cannot be stored or computed")
+    )
 
 
 def _store_down(request: Request, exc: Exception) -> JSONResponse:
@@ -255,6 +298,8 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         RequestValidationError: _validation_error,
         StarletteHTTPException: _http_error,
         psycopg.OperationalError: _store_down,
+        psycopg.DataError: _bad_data,
+        OverflowError: _bad_data,
         psycopg_pool.PoolTimeout: _store_down,
     }
     for exc_class, handler in handlers.items():

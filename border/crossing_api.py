@@ -1,6 +1,6 @@
 """Routes of the crossing flow: crossings, resolutions, stay figures, overstayers."""
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -35,7 +35,9 @@ def create_crossing(
     rt: RuntimeDep,
     bio: BiometricsDep,
     policy: PolicyDep,
-    at: Annotated[datetime | None, Form(description="ISO datetime with zone; default now")] = None,
+    at: Annotated[
+        str | None, Form(max_length=40, description="ISO 8601 datetime with zone; default now")
+    ] = None,
     accompanied_by: Annotated[UUID | None, Form()] = None,
 ) -> models.CrossingOut:
     request = crossings.CrossingIn(

@@ -37,7 +37,7 @@ class CrossingIn:
     mrz: str
     direction: Direction
     border_point: str
-    at: datetime | None
+    at: str | None
     accompanied_by: UUID | None
 
 
@@ -50,12 +50,24 @@ def host_day(rt: Runtime, at: datetime) -> date:
     return at.astimezone(ZoneInfo(rt.settings.timezone)).date()
 
 
-def _moment(rt: Runtime, at: datetime | None) -> datetime:
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _moment(rt: Runtime, text: str | None) -> datetime:
+    """The crossing's time: now, or the ISO 8601 datetime with zone a late post sends."""
     now = _now()
-    if at is None:
+    if text is None:
         return now
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(
+            "`at` must be an ISO 8601 datetime with its zone, e.g. 2026-11-23T08:30:00+01:00"
+        ) from None
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidRequest("`at` must carry its time zone, e.g. 2026-11-23T08:30:00+01:00")
+    if at < EARLIEST:
+        raise InvalidRequest(f"`at` lies before {EARLIEST.date()}: no post syncs that late")
     if at - now > timedelta(seconds=rt.settings.clock_skew_s):
         raise InvalidRequest(
             f"`at` is in the future beyond {rt.settings.clock_skew_s:.0f} s of clock skew"
@@ -333,12 +345,21 @@ def of_person(rt: Runtime, principal: Principal, person_id: UUID) -> list[models
     return out
 
 
+def _day(rt: Runtime, on: date | None) -> date:
+    """A day asked about: today in the host time zone by default; refused outside the
+    years the rules' windows can be computed in."""
+    day = on or host_day(rt, _now())
+    if not date(1900, 1, 1) <= day <= date(2999, 12, 31):
+        raise InvalidRequest(f"`on` ({day}) must lie between 1900-01-01 and 2999-12-31")
+    return day
+
+
 def person_stay(
     rt: Runtime, policy: Policy, principal: Principal, person_id: UUID, on: date | None
 ) -> models.StayOut:
     """The 90/180 figures on ``on`` (default: today in the host time zone), with the
     per-stay trace that explains them."""
-    day = on or host_day(rt, _now())
+    day = _day(rt, on)
     with transaction(rt.pool) as conn:
         facts = enrollment_service.person_facts(rt, conn, person_id)
         if facts is None:
@@ -376,7 +397,7 @@ def overstayers(
     rt: Runtime, policy: Policy, principal: Principal, on: date | None
 ) -> list[models.Overstayer]:
     """Persons in the territory on ``on`` past their last authorised day."""
-    day = on or host_day(rt, _now())
+    day = _day(rt, on)
     found = []
     with transaction(rt.pool) as conn:
         for person_id in store.persons_inside(conn, day):

@@ -13,6 +13,10 @@ from visa.rules import Entries, VisaStatus, VisaType
 # Schengen short-stay (C) visas authorise at most 90 days of stay (Visa Code, art. 24);
 # longer stays are what national long-stay (D) visas are for.
 SHORT_STAY_MAX_DAYS = 90
+# No visa is valid for more than ten years; the bound also keeps every date the rules
+# compute from a visa (its last day of stay) inside the calendar.
+MAX_VALIDITY_DAYS = 3653
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
 
 
 def _entries_from_number(value: object) -> object:
@@ -57,11 +61,18 @@ class VisaIn(BaseModel):
 
     @model_validator(mode="after")
     def _spans(self) -> Self:
+        for name, day in (("valid_from", self.valid_from), ("valid_until", self.valid_until)):
+            if not EARLIEST <= day <= LATEST:
+                raise ValueError(f"{name} ({day}) must lie between {EARLIEST} and {LATEST}")
         if self.valid_until < self.valid_from:
             raise ValueError(
                 f"valid_until ({self.valid_until}) is before valid_from ({self.valid_from})"
             )
         validity = (self.valid_until - self.valid_from).days + 1
+        if validity > MAX_VALIDITY_DAYS:
+            raise ValueError(
+                f"a visa is valid for at most {MAX_VALIDITY_DAYS} days, not {validity}"
+            )
         if self.duration_of_stay_days > validity:
             raise ValueError(
                 f"duration_of_stay_days ({self.duration_of_stay_days}) is longer than the "
