@@ -111,7 +111,7 @@ class Gallery:
         *,
         kind: Kind = "auto",
         ivf_min_size: int = 50_000,
-        nprobe: int = 64,
+        nprobe: int = 256,
     ) -> None:
         if kind not in ("auto", "flat", "ivf"):
             raise ValueError(f"unknown index kind {kind!r}")
