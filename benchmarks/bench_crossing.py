@@ -548,7 +548,8 @@ def _peer_totals(border: list[Sample], peer: list[dict[str, float]]) -> list[dic
 
 
 def _ratio(peer: float | None, border: float | None) -> float | None:
-    if peer is None or border is None or border <= 0:
+    """How many times the peer's time Border's is; none where either did no work."""
+    if not peer or not border or border <= 0:
         return None
     return round(peer / border, 2)
 
@@ -617,13 +618,14 @@ def run(
     seed: int = 0,
     fresh: bool = False,
     model: FaceModel | None = None,
+    detect_size: int | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Build or reuse the population, serve crossings, run the peer; the result as JSON."""
+    """Build or reuse the population, serve crossings, run the peer; the result as JSON.
+    ``detect_size`` overrides the settings' face_detect_size for Border's face model."""
     out = common.stream(quiet)
     if model is None:
-        model = FaceModel()
-        model.warm_up()
+        model = face_model(detect_size)
     pop = populate.ensure(
         size, model=model, root=root, seed=seed, fresh=fresh, log=lambda m: print(m, file=out)
     )
@@ -645,6 +647,7 @@ def run(
             "first_time": first_time,
             "transport": transport,
             "frame": "640x480 JPEG q90",
+            "face_detect_size": model.detect_size,
             "watchlist_captures": watchlisted,
         },
         "population": {"data_dir": str(pop.data_dir), "build_s": pop.populate_s},
@@ -664,6 +667,16 @@ def run(
         },
         "rows": rows,
     }
+
+
+def face_model(detect_size: int | None = None) -> FaceModel:
+    """The model the service would load from its settings (BORDER_*), warmed up."""
+    settings = Settings()
+    model = FaceModel(
+        detector=settings.face_detector, detect_size=detect_size or settings.face_detect_size
+    )
+    model.warm_up()
+    return model
 
 
 def _watchlist_size(pop: populate.Population) -> int:
@@ -693,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--transport", choices=("testclient", "uvicorn"), default="testclient")
     parser.add_argument("--no-peer", action="store_true", help="skip the naive pipeline")
+    parser.add_argument(
+        "--detect-size", type=int, default=None, help="override BORDER_FACE_DETECT_SIZE"
+    )
     parser.add_argument("--root", type=Path, default=None, help="population cache folder")
     parser.add_argument("--fresh", action="store_true", help="rebuild the population")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
@@ -706,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         peer=not args.no_peer,
         root=args.root,
         fresh=args.fresh,
+        detect_size=args.detect_size,
     )
     print(f"\nKiosk crossing, POST /v1/crossings, N = {args.size:,} ({args.transport}); ms")
     print(common.table(result["rows"], COLUMNS))

@@ -232,6 +232,7 @@ def measure_served(
     clients: int,
     seconds: float,
     warmup_s: float,
+    detect_size: int,
     out: TextIO,
 ) -> dict[str, Any]:
     """Sustained enrollments over loopback against ``workers`` uvicorn processes."""
@@ -243,6 +244,7 @@ def measure_served(
         "BORDER_LOG_LEVEL": "WARNING",
         "BENCH_READY_DIR": str(ready),
         "BENCH_SEED": str(pop.seed),
+        "BORDER_FACE_DETECT_SIZE": str(detect_size),
     }
     command = [
         sys.executable, "-m", "uvicorn", "benchmarks.bench_enroll:worker_app", "--factory",
@@ -289,9 +291,13 @@ def measure_served(
         progress = common.Progress(
             f"{label}: {clients} clients", int(warmup_s + seconds), stream=out
         )
+        cpu_start: dict[str, float] | None = None
         while any(t.is_alive() for t in threads):
             time.sleep(0.5)
+            if cpu_start is None and time.perf_counter() >= started + warmup_s:
+                cpu_start = cpu_seconds(proc.pid, pop.data_dir)
             progress.update(min(int(time.perf_counter() - started), int(warmup_s + seconds)))
+        cpu_end = cpu_seconds(proc.pid, pop.data_dir)
         progress.finish()
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -309,16 +315,61 @@ def measure_served(
         statuses[str(st)] = statuses.get(str(st), 0) + 1
     end = max((at for at, _, _ in window), default=window_start)
     span = max(end - window_start, 1e-9)
+    cpu_ms = {
+        name: round(1000 * (cpu_end[name] - cpu_start[name]) / max(len(ok), 1), 1)
+        for name in cpu_end
+        if cpu_start is not None
+    }
     return {
         "workers": workers,
         "clients": clients,
         "per_s": len(ok) / span,
+        "cpu_ms_per_enrollment": cpu_ms,
         "window_s": round(span, 1),
         "enrolled": len(ok),
         "latency_p50_ms": common.percentile_ms(ok, 50.0) if ok else None,
         "latency_p95_ms": common.percentile_ms(ok, 95.0) if ok else None,
         "statuses": statuses,
         "stderr_tail": err.decode(errors="replace")[-2000:] if err else "",
+    }
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """Every process: its parent and its CPU seconds so far (user + system), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def _tree(root: int, table: dict[int, tuple[int, float]]) -> float:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += table.get(pid, (0, 0.0))[1]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def cpu_seconds(server: int, data_dir: Path) -> dict[str, float]:
+    """CPU seconds used so far by the uvicorn process tree, the embedded PostgreSQL (its
+    postmaster and backends) and this load-generating process."""
+    table = _processes()
+    postmaster = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    return {
+        "service": _tree(server, table),
+        "postgres": _tree(postmaster, table),
+        "client": time.process_time(),
     }
 
 
@@ -387,7 +438,7 @@ def stage_rows(
                 + ", mean ms",
                 "border": round(b, 2),
                 "peer": None if p is None else round(p, 2),
-                "ratio": None if shared or p is None or b <= 0 else round(p / b, 2),
+                "ratio": None if shared or not p or b <= 0 else round(p / b, 2),
             }
         )
     return rows
@@ -406,12 +457,14 @@ def run(
     seed: int = 0,
     fresh: bool = False,
     model: FaceModel | None = None,
+    detect_size: int | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
+    """Build or reuse the population, enroll in-process and served, run the peer.
+    ``detect_size`` overrides the settings' face_detect_size, here and in the workers."""
     out = common.stream(quiet)
     if model is None:
-        model = FaceModel()
-        model.warm_up()
+        model = bench_crossing.face_model(detect_size)
     pop = populate.ensure(
         size, model=model, root=root, seed=seed, fresh=fresh, log=lambda m: print(m, file=out)
     )
@@ -430,6 +483,7 @@ def run(
                         clients=clients,
                         seconds=seconds,
                         warmup_s=warmup_s,
+                        detect_size=model.detect_size,
                         out=out,
                     )
                 )
@@ -489,6 +543,7 @@ def run(
             "seconds_served": seconds,
             "photos": list(PHOTOS),
             "peer_captures": peer_captures,
+            "face_detect_size": model.detect_size,
         },
         "population": {"data_dir": str(pop.data_dir), "build_s": pop.populate_s},
         "gallery_after_in_process": local["gallery"],
@@ -514,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="each served window")
     parser.add_argument("--no-served", action="store_true", help="skip the uvicorn runs")
     parser.add_argument("--peer-captures", type=int, default=30)
+    parser.add_argument(
+        "--detect-size", type=int, default=None, help="override BORDER_FACE_DETECT_SIZE"
+    )
     parser.add_argument("--root", type=Path, default=None, help="population cache folder")
     parser.add_argument("--fresh", action="store_true", help="rebuild the population")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
@@ -526,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         peer_captures=args.peer_captures,
         root=args.root,
         fresh=args.fresh,
+        detect_size=args.detect_size,
     )
     print(f"\nEnrollment, POST /v1/persons with quality and dedup, N = {args.size:,}")
     print(common.table(result["rows"], COLUMNS))
