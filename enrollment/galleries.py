@@ -11,6 +11,7 @@ rebuilt from the store.
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -171,11 +172,14 @@ class Galleries:
                 "watchlist": self.watchlist.to_bytes(),
             }
         for name, payload in payloads.items():
-            blob = crypto.seal(
-                keys.snapshot_key, header + b"\n" + payload, f"gallery|{name}".encode()
-            )
-            tmp = self.folder / f"{name}.snap.tmp"
-            tmp.write_bytes(blob)
+            blob = crypto.seal(keys.snapshot_key, header + b"\n" + payload, _snapshot_aad(name))
+            # A temporary name of this process's own, flushed before the rename: two workers
+            # stopping together never publish a file mixed from both.
+            tmp = self.folder / f"{name}.snap.{os.getpid()}.tmp"
+            with tmp.open("wb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())
             tmp.replace(self.folder / f"{name}.snap")
 
     def load(self, keys: Keyring) -> bool:
@@ -186,9 +190,7 @@ class Galleries:
             if not path.exists():
                 return False
             try:
-                plain = crypto.unseal(
-                    keys.snapshot_key, path.read_bytes(), f"gallery|{name}".encode()
-                )
+                plain = crypto.unseal(keys.snapshot_key, path.read_bytes(), _snapshot_aad(name))
                 header, _, payload = plain.partition(b"\n")
                 loaded[name] = (int(json.loads(header)["watermark"]), Gallery.from_bytes(payload))
             except (crypto.DecryptionError, ValueError, KeyError, RuntimeError) as exc:
