@@ -28,8 +28,9 @@ Three ways of serving:
   galleries kept in step through the store (catch-up under the enrollment lock).
 
 Sustained rate = enrollments answered 201 in the measuring window / its length, after a
-warm-up. The gallery's snapshot is backed up before the uvicorn runs and put back after:
-two workers save it to the same temporary file at shutdown (see RESULTS.md).
+warm-up. The gallery's snapshot is backed up before the uvicorn runs and put back after,
+so every run starts from the population's own snapshot (the captures enrolled since are
+replayed from the store).
 
 The peer enrolls the same photos with face_recognition's defaults (``load_image_file``,
 HOG ``face_locations`` at full resolution with one upsample, ``face_encodings``), no

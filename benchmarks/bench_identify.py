@@ -26,6 +26,7 @@ faiss.contrib.evaluation.knn_intersection_measure as in faiss's benchs/bench_hns
 """
 
 import argparse
+import json
 import os
 import secrets
 import struct
@@ -693,6 +694,8 @@ class Options:
     centre_spread: float = CENTRE_SPREAD
     floor: bool = True
     quiet: bool = False
+    threads: tuple[int, ...] = (1,)
+    peers_from: Path | None = None
 
 
 @dataclass
@@ -777,7 +780,10 @@ def run(opts: Options) -> Report:
             name = (
                 f"border-{kind}" if len(nprobes) == 1 or kind == "flat" else f"border-ivf{nprobe}"
             )
-            record(GalleryEngine(name, gallery, params), build_s, memory)
+            for threads in opts.threads:
+                gallery.tune(nprobe=gallery.nprobe, threads=threads)
+                label = name if len(opts.threads) == 1 else f"{name} {threads}t"
+                record(GalleryEngine(label, gallery, params), build_s, memory)["threads"] = threads
             del gallery
     for kind in ("numpy", "numpy32"):
         if kind not in opts.kinds:
@@ -793,6 +799,8 @@ def run(opts: Options) -> Report:
 
     if "pgvector" in opts.kinds:
         rows.extend(_pgvector_rows(opts, pop, probes, single, threshold))
+    if opts.peers_from is not None:
+        rows.extend(earlier_peers(opts.peers_from, opts.size))
 
     report = Report(rows=rows, calibration=cal, threshold=threshold)
     if opts.floor:
@@ -866,6 +874,21 @@ def _given(url: str) -> Iterator[str]:
     yield url
 
 
+def earlier_peers(path: Path, size: int) -> list[Row]:
+    """The peers' rows of an earlier run at this size (their figures do not depend on
+    Border's code; pgvector's HNSW build alone takes about 19 minutes at 1M), marked with
+    the file they came from."""
+    rows: list[Row] = json.loads(path.read_text())
+    peers = [
+        {**row, "from": path.name}
+        for row in rows
+        if row.get("size") == size and not str(row.get("index", "")).startswith("border")
+    ]
+    if not peers:
+        raise ValueError(f"{path} has no peer rows of size {size}")
+    return peers
+
+
 def add_ratios(rows: list[Row], probes: Probes) -> None:
     """p99 of the peer over p99 of each Border row. The pgvector row compared is the fastest
     one whose recall reaches the Border row's (else the one with the best recall)."""
@@ -928,11 +951,10 @@ def render(report: Report, facts: dict[str, str]) -> str:
                 report.flat_profile, ("threads", "blas_threshold", "p50_ms", "p99_ms", "batch_qps")
             ),
         ]
-        flat = next((r for r in report.rows if r["index"] == "border-flat"), None)
-        if flat is not None:
+        for flat in (r for r in report.rows if str(r["index"]).startswith("border-flat")):
             for key in ("floor_all_cores_ms", "floor_1thread_ms"):
                 floor = _f(report.floor_ms[key])
-                lines.append(f"border-flat p50 / {key}: {_f(flat['p50_ms']) / floor:.2f}x")
+                lines.append(f"{flat['index']} p50 / {key}: {_f(flat['p50_ms']) / floor:.2f}x")
     return "\n".join(lines)
 
 
@@ -956,6 +978,12 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
     p.add_argument("--centre-spread", type=float, default=CENTRE_SPREAD)
     p.add_argument("--no-floor", action="store_true", help="skip the bandwidth floor")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--threads", default="1", help="Border rows for each of these search threads (e.g. 1,2)"
+    )
+    p.add_argument(
+        "--peers-from", type=Path, default=None, help="take the peers' rows from this earlier JSON"
+    )
     p.add_argument("--json", type=Path, default=None, help="write the rows here")
     a = p.parse_args(argv)
     kinds = tuple(k for k in a.kinds.split(",") if k)
@@ -979,6 +1007,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
         centre_spread=a.centre_spread,
         floor=not a.no_floor,
         quiet=a.quiet,
+        threads=tuple(int(x) for x in a.threads.split(",") if x),
+        peers_from=a.peers_from,
     )
     return opts, a.json
 

@@ -136,6 +136,35 @@ class TestRun:
         assert "| border-flat" in printed
         assert "identify threshold for this size: 0.3400" in printed
 
+    def test_rows_per_thread_count_with_the_peers_of_an_earlier_run(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        earlier = tmp_path / "earlier.json"
+        argv = ["--size", str(SIZE), "--queries", "20", "--batch", "40", "--seed", "4"]
+        bench.main([*argv, "--kinds", "numpy", "--no-floor", "--json", str(earlier), "--quiet"])
+        out = tmp_path / "later.json"
+        argv += ["--kinds", "flat", "--threads", "1,2", "--peers-from", str(earlier)]
+        bench.main([*argv, "--no-floor", "--json", str(out), "--quiet"])
+        rows = json.loads(out.read_text(encoding="utf-8"))
+        assert [(r["index"], r.get("threads")) for r in rows] == [
+            ("border-flat 1t", 1),
+            ("border-flat 2t", 2),
+            ("numpy", 1),
+        ]
+        numpy_row = rows[2]
+        assert numpy_row["from"] == "earlier.json"
+        assert numpy_row["p99_ms"] == json.loads(earlier.read_text())[0]["p99_ms"]
+        for row in rows[:2]:
+            assert row["recall_at_1"] == 1.0
+            assert row["ratio_vs_numpy"] == round(numpy_row["p99_ms"] / row["p99_ms"], 2)
+        capsys.readouterr()
+
+    def test_peers_from_a_run_of_another_size_are_refused(self, tmp_path: Path) -> None:
+        earlier = tmp_path / "earlier.json"
+        earlier.write_text(json.dumps([{"size": 10, "index": "numpy", "p99_ms": 1.0}]))
+        with pytest.raises(ValueError, match="no peer rows of size"):
+            bench.earlier_peers(earlier, SIZE)
+
 
 class TestFloor:
     def test_bandwidth_and_the_flat_profile_report_numbers(
