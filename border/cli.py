@@ -58,14 +58,36 @@ def _runtime() -> Iterator[Runtime]:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes (default: BORDER_WORKERS, 1). dlib holds Python's lock "
+            "while it reads a face, so one process uses one core for faces: give one worker "
+            "per core.",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service; migrations are applied at start."""
     import uvicorn
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    workers = workers or settings.workers
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        else:
+            # Each worker builds its app from the same BORDER_* environment; they share
+            # the store and keep their galleries in step through it.
+            uvicorn.run(
+                "border.app:create_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+            )
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
 

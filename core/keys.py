@@ -9,7 +9,7 @@ every audit hash, survive a rotation, and a retired master key version can be dr
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -114,6 +114,11 @@ class Keyring:
             return self._unwrap(_stored_or_new(conn, self._master, owner_id))
         row = core_store.get_data_key(conn, owner_id)
         return None if row is None else self._unwrap(row)
+
+    def data_keys(self, conn: Conn, owner_ids: Iterable[UUID]) -> dict[UUID, bytes]:
+        """The data keys of many owners, read in one query; owners without one are absent."""
+        rows = core_store.get_data_keys(conn, list(set(owner_ids)))
+        return {row.owner_id: self._unwrap(row) for row in rows}
 
     def shred(self, conn: Conn, owner_id: UUID) -> bool:
         """Delete the owner's data key: whatever was sealed under it is unreadable for good."""

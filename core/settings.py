@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     )
     face_detector: Literal["hog", "cnn"] = "hog"
     face_detect_size: int = Field(
-        default=480, ge=160, description="longer side of the copy faces are detected on"
+        default=320,
+        ge=160,
+        description="longer side of the copy faces are detected on (twice that when it shows none)",
     )
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
 
@@ -88,10 +90,19 @@ class Settings(BaseSettings):
         ge=0,
         description="tightening of the 1:N threshold for each tenfold growth past 10,000",
     )
+    workers: int = Field(
+        default=1, ge=1, description="worker processes `border serve` runs: one per core"
+    )
     gallery_index: Literal["auto", "flat", "ivf"] = "auto"
     gallery_ivf_min_size: int = Field(default=50_000, ge=1000)
     gallery_nprobe: int = Field(
         default=256, ge=1, description="IVF lists probed per query: recall 0.995 at 1M"
+    )
+    gallery_search_threads: int = Field(
+        default=1,
+        ge=1,
+        description="cores one 1:N search may use; 1 suits a busy service, more lowers the "
+        "latency of a single search on idle cores (and splits an exact search)",
     )
 
     policy_file: Path | None = Field(

@@ -13,11 +13,13 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 import numpy as np
+import numpy.typing as npt
 
 from core import crypto
 from core.db import Conn
@@ -47,16 +49,14 @@ def seal_template(key: bytes, capture_id: UUID, template: Template) -> bytes:
 
 
 def open_templates(
-    conn: Conn, keys: Keyring, rows: Iterable[store.SealedTemplate]
+    conn: Conn, keys: Keyring, rows: Sequence[store.SealedTemplate]
 ) -> tuple[list[int], list[Template]]:
-    """Decrypt sealed templates, one key unwrap per person."""
-    data_keys: dict[UUID, bytes | None] = {}
+    """Decrypt sealed templates; the owners' data keys are read in one query."""
+    data_keys = keys.data_keys(conn, (row.person_id for row in rows))
     seqs: list[int] = []
     templates: list[Template] = []
     for row in rows:
-        if row.person_id not in data_keys:
-            data_keys[row.person_id] = keys.data_key(conn, row.person_id)
-        key = data_keys[row.person_id]
+        key = data_keys.get(row.person_id)
         if key is None:  # shredded between the read and now: erased, skip
             continue
         plain = crypto.unseal(key, row.template, template_aad(row.id))
@@ -65,17 +65,34 @@ def open_templates(
     return seqs, templates
 
 
+@dataclass(frozen=True)
+class _Page:
+    """Captures read in one go: how many rows, the last number, and the decrypted ones
+    (an erased capture has no key left and is skipped)."""
+
+    read: int
+    last_seq: int
+    seqs: list[int]
+    templates: list[Template]
+    watched: set[int]  # of ``seqs``, those of persons on the active watchlist
+
+
 class Galleries:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.enrolled = Gallery(
-            kind=settings.gallery_index,
-            ivf_min_size=settings.gallery_ivf_min_size,
-            nprobe=settings.gallery_nprobe,
-        )
+        self.enrolled = self._new_enrolled()
         self.watchlist = Gallery(kind="flat")
         self.watermark = 0
+        self._watchlist_changes = -1  # store.watchlist_changes when last synced
         self._lock = threading.Lock()
+
+    def _new_enrolled(self) -> Gallery:
+        return Gallery(
+            kind=self.settings.gallery_index,
+            ivf_min_size=self.settings.gallery_ivf_min_size,
+            nprobe=self.settings.gallery_nprobe,
+            threads=self.settings.gallery_search_threads,
+        )
 
     @property
     def folder(self) -> Path:
@@ -110,57 +127,97 @@ class Galleries:
                 self.enrolled.remove(seqs)
             self.watchlist.remove(seqs)
 
-    def catch_up(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> int:
-        """Add captures committed (by this or another process) above the watermark; when
-        nothing is new this costs one indexed query."""
+    def _pages(
+        self, conn: Conn, keys: Keyring, after: int, progress: Progress | None
+    ) -> Iterator[_Page]:
+        """The captures numbered above ``after``, in order, a page at a time."""
         total = store.capture_count(conn) if progress is not None else 0
         done = 0
-        while rows := store.templates_after(conn, self.watermark, _BATCH):
+        while rows := store.templates_after(conn, after, _BATCH):
             seqs, templates = open_templates(conn, keys, rows)
             watched = store.watchlisted_persons(conn, list({r.person_id for r in rows}))
-            self.add(seqs, templates, {r.seq for r in rows if r.person_id in watched})
-            with self._lock:
-                self.watermark = max(self.watermark, rows[-1].seq)
+            after = rows[-1].seq
+            yield _Page(
+                len(rows), after, seqs, templates, {r.seq for r in rows if r.person_id in watched}
+            )
             done += len(rows)
             if progress is not None:
                 progress(done, total)
+
+    def catch_up(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> int:
+        """Add captures committed (by this or another process) above the watermark; when
+        nothing is new this costs one indexed query."""
+        done = 0
+        for page in self._pages(conn, keys, self.watermark, progress):
+            self.add(page.seqs, page.templates, page.watched)
+            with self._lock:
+                self.watermark = max(self.watermark, page.last_seq)
+            done += page.read
         return done
 
     def reconcile(self, conn: Conn, keys: Keyring) -> tuple[int, int]:
         """Make both id sets equal the store's; returns (added, removed)."""
+        enrolled = self._match(conn, keys, self.enrolled, store.capture_seqs)
+        watchlist = self._match(conn, keys, self.watchlist, store.watchlisted_capture_seqs)
+        return enrolled[0] + watchlist[0], enrolled[1] + watchlist[1]
+
+    def sync_watchlist(self, conn: Conn, keys: Keyring) -> None:
+        """Take in watchlist entries made or ended by other processes; while nothing has
+        changed this costs one count over a small table."""
+        changes = store.watchlist_changes(conn)
+        if changes != self._watchlist_changes:
+            self._match(conn, keys, self.watchlist, store.watchlisted_capture_seqs)
+            self._watchlist_changes = changes
+
+    def _match(
+        self, conn: Conn, keys: Keyring, gallery: Gallery, wanted_seqs: Callable[[Conn], list[int]]
+    ) -> tuple[int, int]:
+        """Make the gallery's ids equal the store's; returns (added, removed). The ids are
+        read before the store, so a capture another request adds meanwhile is kept."""
+        present = set(gallery.ids().tolist())
+        wanted = set(wanted_seqs(conn))
+        extra, missing = sorted(present - wanted), sorted(wanted - present)
         added = removed = 0
-        for gallery, wanted in (
-            (self.enrolled, set(store.capture_seqs(conn))),
-            (self.watchlist, set(store.watchlisted_capture_seqs(conn))),
-        ):
-            present = set(gallery.ids().tolist())
-            extra, missing = sorted(present - wanted), sorted(wanted - present)
-            if extra:
-                with self._lock:
-                    removed += gallery.remove(extra)
-            for start in range(0, len(missing), _BATCH):
-                rows = store.templates_by_seq(conn, missing[start : start + _BATCH])
-                seqs, templates = open_templates(conn, keys, rows)
-                if seqs:
-                    with self._lock:
-                        gallery.add(seqs, np.vstack(templates))
-                        if gallery is self.enrolled:
-                            self.watermark = max(self.watermark, max(seqs))
-                    added += len(seqs)
+        if extra:
+            with self._lock:
+                removed = gallery.remove(extra)
+        for start in range(0, len(missing), _BATCH):
+            rows = store.templates_by_seq(conn, missing[start : start + _BATCH])
+            seqs, templates = open_templates(conn, keys, rows)
+            with self._lock:
+                fresh = [i for i, seq in enumerate(seqs) if seq not in gallery]
+                if fresh:
+                    gallery.add([seqs[i] for i in fresh], np.vstack([templates[i] for i in fresh]))
+                    if gallery is self.enrolled:
+                        self.watermark = max(self.watermark, *(seqs[i] for i in fresh))
+                added += len(fresh)
         return added, removed
 
     def rebuild(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> int:
-        """Empty both galleries and load every capture from the store."""
+        """Load every capture from the store into new galleries, then put them in place of
+        the old ones (which keep answering meanwhile). The enrolled gallery's index is
+        built once, at its final size, rather than retrained as it grows."""
+        watchlist = Gallery(kind="flat")
+        seqs: list[int] = []
+        parts: list[npt.NDArray[np.float32]] = []
+        watermark = 0
+        for page in self._pages(conn, keys, 0, progress):
+            if page.seqs:
+                seqs.extend(page.seqs)
+                parts.append(np.vstack(page.templates))
+            listed = [i for i, seq in enumerate(page.seqs) if seq in page.watched]
+            if listed:
+                watchlist.add(
+                    [page.seqs[i] for i in listed], np.vstack([page.templates[i] for i in listed])
+                )
+            watermark = page.last_seq
+        enrolled = self._new_enrolled()
+        if seqs:
+            log.info("indexing %d templates", len(seqs))
+            enrolled.add(seqs, np.vstack(parts))
         with self._lock:
-            self.enrolled = Gallery(
-                kind=self.settings.gallery_index,
-                ivf_min_size=self.settings.gallery_ivf_min_size,
-                nprobe=self.settings.gallery_nprobe,
-            )
-            self.watchlist = Gallery(kind="flat")
-            self.watermark = 0
-        self.catch_up(conn, keys, progress)
-        return len(self.enrolled)
+            self.enrolled, self.watchlist, self.watermark = enrolled, watchlist, watermark
+        return len(enrolled)
 
     def save(self, keys: Keyring) -> None:
         """Write both galleries, sealed with the snapshot key, with the watermark."""
@@ -191,8 +248,9 @@ class Galleries:
                 return False
             try:
                 plain = crypto.unseal(keys.snapshot_key, path.read_bytes(), _snapshot_aad(name))
-                header, _, payload = plain.partition(b"\n")
-                loaded[name] = (int(json.loads(header)["watermark"]), Gallery.from_bytes(payload))
+                split = plain.index(b"\n")
+                gallery = Gallery.from_bytes(memoryview(plain)[split + 1 :])
+                loaded[name] = (int(json.loads(plain[:split])["watermark"]), gallery)
             except (crypto.DecryptionError, ValueError, KeyError, RuntimeError) as exc:
                 log.warning(
                     "gallery snapshot %s unusable (%s); rebuilding", path, type(exc).__name__
@@ -202,6 +260,10 @@ class Galleries:
             self.watermark = loaded["enrolled"][0]
             self.enrolled = loaded["enrolled"][1]
             self.watchlist = loaded["watchlist"][1]
+        # The snapshot keeps the search settings it was saved with; today's apply.
+        self.enrolled.tune(
+            nprobe=self.settings.gallery_nprobe, threads=self.settings.gallery_search_threads
+        )
         return True
 
     def open(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> None:

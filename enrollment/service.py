@@ -500,7 +500,9 @@ def watchlist_hits(
 ) -> list[models.Candidate]:
     """Watchlisted persons whose captures lie within the 1:N threshold of ``template``.
     The watchlist is small, so the threshold for a gallery of its size applies. Entries
-    ended since this process's gallery was built are dropped against the store."""
+    ended since this process's gallery was built are dropped against the store; entries
+    made by other processes are taken in first."""
+    bio.galleries.sync_watchlist(conn, rt.keys)
     found = candidates(
         conn,
         bio.galleries.watchlist,

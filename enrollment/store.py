@@ -192,13 +192,21 @@ def watchlisted_persons(conn: Conn, person_ids: list[UUID]) -> set[UUID]:
 
 
 def watchlisted_capture_seqs(conn: Conn) -> list[int]:
+    """The captures of persons with an active entry, read from the (small) watchlist side."""
     return [
         int(r[0])
         for r in conn.execute(
-            "SELECT c.seq FROM captures c WHERE EXISTS (SELECT 1 FROM watchlist w"
-            " WHERE w.person_id = c.person_id AND w.active)"
+            "SELECT DISTINCT c.seq FROM watchlist w JOIN captures c ON c.person_id = w.person_id"
+            " WHERE w.active"
         )
     ]
+
+
+def watchlist_changes(conn: Conn) -> int:
+    """Entries made plus entries ended, ever: entries are never deleted or reopened, so
+    this grows with every change to the watchlist."""
+    row = conn.execute("SELECT count(*) + count(deactivated_at) FROM watchlist").fetchone()
+    return int(row[0]) if row else 0
 
 
 def persons_of_captures(conn: Conn, seqs: list[int]) -> dict[int, UUID]:

@@ -3,7 +3,9 @@ ships them.
 
 Detection cost grows with pixels (DESIGN §9), so faces are found on a copy scaled to
 ``detect_size`` pixels on its longer side; the box is scaled back and the landmarks and the
-template are taken on the original, so the template does not lose detail.
+template are taken on the original, so the template does not lose detail. When the copy
+shows no face, a second copy twice that size is searched, so a small face in a large image
+is still found (only images without a face pay for the second look).
 """
 
 import threading
@@ -60,7 +62,7 @@ class FaceModel:
     keep scratch buffers, so each is used under its own lock.
     """
 
-    def __init__(self, *, detector: Detector = "hog", detect_size: int = 480, upsample: int = 1):
+    def __init__(self, *, detector: Detector = "hog", detect_size: int = 320, upsample: int = 1):
         self.detector_kind = detector
         self.detect_size = detect_size
         self.upsample = upsample
@@ -84,12 +86,18 @@ class FaceModel:
         self.describe(blank, Box(40, 40, 120, 120))
 
     def detect(self, image: RGBImage) -> list[Box]:
+        boxes = self._detect_at(image, self.detect_size)
+        if not boxes and max(image.shape[:2]) > self.detect_size:
+            boxes = self._detect_at(image, 2 * self.detect_size)
+        return boxes
+
+    def _detect_at(self, image: RGBImage, size: int) -> list[Box]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.detect_size / max(height, width))
+        scale = min(1.0, size / max(height, width))
         small = image
         if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+            shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+            small = np.asarray(cv2.resize(image, shape, interpolation=cv2.INTER_AREA), np.uint8)
         with self._detect_lock:
             if self.detector_kind == "cnn":
                 rects = [d.rect for d in self._cnn(small, self.upsample)]

@@ -5,15 +5,28 @@ Euclidean distance between unit vectors: 0 for the same vector, about 0.17-0.29 
 photos of one person with dlib's model, 0.45 and more for different people (DESIGN §9;
 the raw dlib distance is about 1.4 times larger).
 
-Small galleries are searched exactly (a flat inner-product index). Past ``ivf_min_size``
-vectors an inverted-file index (IVF-Flat, nlist about 4·sqrt(N), ``nprobe`` lists per
-query) takes over; it is retrained when the gallery has grown fourfold since training.
-Searches run concurrently; adds and removes wait for them and run alone.
+Small galleries are searched exactly (a flat inner-product index of float32 vectors). Past
+``ivf_min_size`` vectors an inverted-file index takes over: nlist about 4·sqrt(N) lists,
+``nprobe`` probed per query, the vectors stored as float16 (half the memory and half the
+bytes a query reads; a distance moves by at most about 1e-3 at the 0.17-0.29 of genuine
+pairs, and a vector lies up to 0.015 from itself, far inside every threshold's margin). It
+is trained on the whole gallery (faiss caps it at 256 points a list) and retrained when the
+gallery has grown fourfold since. Searches run concurrently; adds and removes wait for
+them and run alone.
+
+``threads`` is how many cores one search of a few queries may use. One (the default) suits
+a service whose concurrency comes from its requests and worker processes: a second OpenMP
+thread per search waits on whichever core dlib or PostgreSQL holds at that moment. With
+more, an IVF search splits its probed lists and an exact search of a large flat index
+splits the vectors into one contiguous range a thread, which is what reaches the memory
+bandwidth of several cores. Batches of queries use every core.
 """
 
+import itertools
 import math
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -28,6 +41,39 @@ Vectors = npt.NDArray[np.float32]
 Distances = npt.NDArray[np.float32]
 
 _FORMAT = b"BGAL1"
+# From this many queries a search is a batch: faiss spreads the queries over every core.
+_BATCH_QUERIES = 20
+# Below this many vectors an exact search is too short to be worth splitting.
+_SPLIT_MIN_SIZE = 100_000
+# The OpenMP threads faiss would use (OMP_NUM_THREADS or the machine's cores). The
+# setting is per calling thread in the OpenMP runtime, so a search sets it for itself.
+_ALL_THREADS = faiss.omp_get_max_threads()
+_split_pool: ThreadPoolExecutor | None = None
+_split_pool_lock = threading.Lock()
+
+
+@contextmanager
+def _omp_threads(count: int) -> Iterator[None]:
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _splitter(workers: int) -> ThreadPoolExecutor:
+    """Threads for split exact searches, each running faiss on one OpenMP thread."""
+    global _split_pool
+    with _split_pool_lock:
+        if _split_pool is None or _split_pool._max_workers < workers:
+            _split_pool = ThreadPoolExecutor(
+                workers,
+                thread_name_prefix="gallery-split",
+                initializer=faiss.omp_set_num_threads,
+                initargs=(1,),
+            )
+        return _split_pool
 
 
 def normalise(vectors: npt.ArrayLike, dim: int) -> Vectors:
@@ -112,13 +158,17 @@ class Gallery:
         kind: Kind = "auto",
         ivf_min_size: int = 50_000,
         nprobe: int = 256,
+        threads: int = 1,
     ) -> None:
         if kind not in ("auto", "flat", "ivf"):
             raise ValueError(f"unknown index kind {kind!r}")
+        if nprobe < 1 or threads < 1:
+            raise ValueError("nprobe and threads must be at least 1")
         self.dim = dim
         self.kind: Kind = kind
         self.ivf_min_size = ivf_min_size
         self.nprobe = nprobe
+        self.threads = threads
         self._lock = _ReadWriteLock()
         self._ids: set[int] = set()
         self._index: faiss.Index = self._flat()
@@ -131,6 +181,11 @@ class Gallery:
         return item in self._ids
 
     @property
+    def trained_size(self) -> int:
+        """How many vectors the IVF index was trained on (0 while flat)."""
+        return self._trained_size
+
+    @property
     def index_kind(self) -> Literal["flat", "ivf"]:
         return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
 
@@ -141,32 +196,62 @@ class Gallery:
     def _flat(self) -> faiss.Index:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
 
+    def tune(self, *, nprobe: int, threads: int) -> None:
+        """Apply search settings to a gallery built or loaded with others."""
+        if nprobe < 1 or threads < 1:
+            raise ValueError("nprobe and threads must be at least 1")
+        with self._lock.write():
+            self.nprobe, self.threads = nprobe, threads
+            if isinstance(self._index, faiss.IndexIVF):
+                self._index.nprobe = min(nprobe, self._index.nlist)
+
     def _ivf(self, vectors: Vectors) -> faiss.Index:
         nlist = max(1, min(len(vectors) // 39, round(4 * math.sqrt(len(vectors)))))
         quantizer = faiss.IndexFlatIP(self.dim)
-        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer,
+            self.dim,
+            nlist,
+            faiss.ScalarQuantizer.QT_fp16,
+            faiss.METRIC_INNER_PRODUCT,
+            False,  # store the vectors themselves, not residuals: _contents decodes them
+        )
+        with _omp_threads(_ALL_THREADS):
+            index.train(vectors)
         index.nprobe = min(self.nprobe, nlist)
-        # One query at a time on several threads: split the probed lists, not the queries.
+        # One query on several threads: split the probed lists, not the queries.
         index.parallel_mode = 1
         self._trained_size = len(vectors)
         return index
 
+    def _ivf_lists(self, *, vectors: bool) -> Iterator[tuple[Ids, Vectors | None]]:
+        """Each non-empty inverted list's ids (copied) and, if asked, its vectors."""
+        index = self._index
+        assert isinstance(index, faiss.IndexIVF)
+        invlists = index.invlists
+        assert invlists is not None
+        # IVF-Flat (float32) or the float16 scalar quantizer without residuals.
+        dtype = np.float32 if index.code_size == self.dim * 4 else np.float16
+        if vectors and index.code_size != self.dim * np.dtype(dtype).itemsize:
+            raise ValueError(f"cannot decode an IVF index with {index.code_size}-byte codes")
+        for lst in range(index.nlist):
+            size = invlists.list_size(lst)
+            if not size:
+                continue
+            ids = faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy()
+            if not vectors:
+                yield ids, None
+                continue
+            codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * index.code_size)
+            yield ids, np.frombuffer(codes, dtype).reshape(size, self.dim).astype(np.float32)
+
     def _contents(self) -> tuple[Ids, Vectors]:
         if isinstance(self._index, faiss.IndexIVF):
-            invlists = self._index.invlists
-            assert invlists is not None
-            ids: list[Ids] = []
-            parts: list[Vectors] = []
-            for lst in range(self._index.nlist):
-                size = invlists.list_size(lst)
-                if size:
-                    ids.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
-                    codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * self.dim * 4)
-                    parts.append(np.frombuffer(codes.copy(), np.float32).reshape(size, self.dim))
-            if not ids:
+            lists = list(self._ivf_lists(vectors=True))
+            if not lists:
                 return np.empty(0, np.int64), np.empty((0, self.dim), np.float32)
-            return np.concatenate(ids), np.ascontiguousarray(np.vstack(parts))
+            ids = np.concatenate([i for i, _ in lists])
+            return ids, np.ascontiguousarray(np.vstack([v for _, v in lists if v is not None]))
         assert isinstance(self._index, faiss.IndexIDMap2)
         flat = faiss.downcast_index(self._index.index)
         vectors = flat.reconstruct_n(0, flat.ntotal) if flat.ntotal else np.empty((0, self.dim))
@@ -225,16 +310,54 @@ class Gallery:
         if k < 1:
             raise ValueError("k must be at least 1")
         queries = normalise(vectors, self.dim)
+        batch = len(queries) >= _BATCH_QUERIES
         with self._lock.read():
             if not self._ids:
                 return (
                     np.full((len(queries), k), -1, np.int64),
                     np.full((len(queries), k), np.inf, np.float32),
                 )
-            similarities, ids = self._index.search(queries, k)
+            if not batch and self.threads > 1 and self._splittable():
+                similarities, ids = self._split_search(queries, k)
+            else:
+                with _omp_threads(_ALL_THREADS if batch else self.threads):
+                    similarities, ids = self._index.search(queries, k)
         distances = _ip_to_distance(similarities)
         distances[ids < 0] = np.inf
         return ids.astype(np.int64), distances
+
+    def _splittable(self) -> bool:
+        return isinstance(self._index, faiss.IndexIDMap2) and self._index.ntotal >= _SPLIT_MIN_SIZE
+
+    def _split_search(self, queries: Vectors, k: int) -> tuple[Vectors, Ids]:
+        """Exact search of the flat index, one contiguous range of rows a thread (each
+        faiss call releases the GIL), the partial top-k lists merged. Under the read lock:
+        the views below point into the index's own buffers."""
+        mapped = self._index
+        assert isinstance(mapped, faiss.IndexIDMap2)
+        flat = faiss.downcast_index(mapped.index)
+        assert isinstance(flat, faiss.IndexFlat)
+        total = flat.ntotal
+        rows = faiss.rev_swig_ptr(flat.get_xb(), total * self.dim).reshape(total, self.dim)
+        id_map = faiss.rev_swig_ptr(mapped.id_map.data(), total)
+        bounds = np.linspace(0, total, self.threads + 1).astype(np.int64)
+        futures = [
+            _splitter(self.threads).submit(
+                faiss.knn, queries, rows[lo:hi], min(k, int(hi - lo)), faiss.METRIC_INNER_PRODUCT
+            )
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        parts = [future.result() for future in futures]
+        similarities = np.hstack([sims for sims, _ in parts])
+        positions = np.hstack([pos + lo for (_, pos), lo in zip(parts, bounds[:-1], strict=True)])
+        best = np.argsort(-similarities, axis=1, kind="stable")[:, :k]
+        found: Ids = id_map[np.take_along_axis(positions, best, axis=1)]
+        top: Vectors = np.take_along_axis(similarities, best, axis=1)
+        if top.shape[1] < k:  # fewer rows than k: pad as faiss does
+            pad = k - top.shape[1]
+            top = np.pad(top, ((0, 0), (0, pad)), constant_values=-np.finfo(np.float32).max)
+            found = np.pad(found, ((0, 0), (0, pad)), constant_values=-1)
+        return top, found
 
     def to_bytes(self) -> bytes:
         with self._lock.read():
@@ -245,23 +368,33 @@ class Gallery:
         return _FORMAT + header.encode().ljust(64) + index_bytes
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Gallery":
-        if not data.startswith(_FORMAT):
+    def from_bytes(cls, data: bytes | memoryview) -> "Gallery":
+        """The gallery ``to_bytes`` wrote; a memoryview is read without copying."""
+        view = memoryview(data)
+        head = bytes(view[: len(_FORMAT) + 64])
+        if not head.startswith(_FORMAT):
             raise ValueError("not a gallery snapshot")
-        fields = data[len(_FORMAT) : len(_FORMAT) + 64].decode().split()
+        fields = head[len(_FORMAT) :].decode().split()
         dim, kind, ivf_min_size, nprobe, trained = fields
         if kind not in ("auto", "flat", "ivf"):
             raise ValueError(f"unknown index kind {kind!r} in snapshot")
         gallery = cls(int(dim), kind=kind, ivf_min_size=int(ivf_min_size), nprobe=int(nprobe))  # type: ignore[arg-type]
-        payload = np.frombuffer(data[len(_FORMAT) + 64 :], dtype=np.uint8)
+        payload = np.frombuffer(view[len(_FORMAT) + 64 :], dtype=np.uint8)
         gallery._index = faiss.deserialize_index(payload)
         if isinstance(gallery._index, faiss.IndexIVF):
             # Not serialised by faiss: single queries split their lists across threads.
             gallery._index.parallel_mode = 1
         gallery._trained_size = int(trained)
-        ids, _ = gallery._contents() if gallery._index.ntotal else (np.empty(0, np.int64), None)
-        gallery._ids = set(ids.tolist())
+        gallery._ids = set(gallery._stored_ids().tolist())
         return gallery
+
+    def _stored_ids(self) -> Ids:
+        """The ids in the index, without copying its vectors."""
+        if isinstance(self._index, faiss.IndexIVF):
+            parts = [ids for ids, _ in self._ivf_lists(vectors=False)]
+            return np.concatenate(parts) if parts else np.empty(0, np.int64)
+        assert isinstance(self._index, faiss.IndexIDMap2)
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash mid-write leaves the previous snapshot in place."""

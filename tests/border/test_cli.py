@@ -110,14 +110,33 @@ class TestDbUrl:
         assert out.strip() == env["BORDER_DATABASE_URL"]
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "stat").read_text().split()[3] == str(pid):
+                found.append(int(entry.name))
+        except OSError:  # the process ended meanwhile
+            continue
+    return found
+
+
 class TestServe:
-    def test_serves_health_and_stops_cleanly(self, env: dict[str, str]) -> None:
+    @pytest.mark.parametrize(
+        ("workers", "how"),
+        [(1, ["--workers", "1"]), (2, ["--workers", "2"]), (2, {"BORDER_WORKERS": "2"})],
+    )
+    def test_serves_health_and_stops_cleanly(
+        self, env: dict[str, str], workers: int, how: list[str] | dict[str, str]
+    ) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
+        flags = how if isinstance(how, list) else []
+        settings = how if isinstance(how, dict) else {}
         process = subprocess.Popen(
-            [sys.executable, "-m", "border", "serve", "--port", str(port)],
-            env={**os.environ, **env},
+            [sys.executable, "-m", "border", "serve", "--port", str(port), *flags],
+            env={**os.environ, **env, **settings},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -130,6 +149,8 @@ class TestServe:
                 except OSError:
                     time.sleep(0.2)
             assert body == b'{"status":"ok"}'
+            if workers > 1:  # a supervisor and its worker processes
+                assert len(children(process.pid)) >= workers
         finally:
             process.terminate()
             # uvicorn shuts down, then re-raises the signal it caught.

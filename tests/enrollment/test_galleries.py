@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks import populate
 from border.app import migration_dirs
 from border.cli import app as cli
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings
-from enrollment import capture, service
+from enrollment import capture, galleries, models, service, store
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
 from tests.factories import photo, td3
@@ -134,6 +135,33 @@ class TestRestart:
         assert len(restarted.galleries.enrolled) == 1
 
 
+class TestTwoProcesses:
+    """Two Biometrics on one store stand for two worker processes (`border serve
+    --workers 2`): what one commits, the other sees at its next search."""
+
+    def test_a_watchlist_entry_made_elsewhere_is_hit_here(
+        self, rt: Runtime, face_model: FaceModel
+    ) -> None:
+        here = Biometrics.start(rt, face_model)
+        elsewhere = Biometrics.start(rt, face_model)
+        person = enroll(rt, elsewhere, "obama.jpg", "A00000001")
+        probe = capture.analyse(face_model, photo("obama2.jpg"), rt.settings).face.template
+
+        def hits() -> list[UUID]:
+            with rt.pool.connection() as conn:
+                return [c.person_id for c in service.watchlist_hits(rt, here, conn, probe)]
+
+        assert hits() == []
+        entry = service.watchlist_add(
+            rt, elsewhere, ADMIN, models.WatchlistIn(person_id=person, reason="test")
+        ).entry_id
+        assert hits() == [person]
+        assert len(here.galleries.watchlist) == 1
+        service.watchlist_remove(rt, elsewhere, ADMIN, entry)
+        assert hits() == []
+        assert len(here.galleries.watchlist) == 0
+
+
 class TestIndexRebuild:
     def test_rebuild_command(self, rt: Runtime, face_model: FaceModel, settings: Settings) -> None:
         bio = Biometrics.start(rt, face_model)
@@ -150,3 +178,34 @@ class TestIndexRebuild:
         assert "loaded 2/2 captures" in result.stderr
         restarted = Biometrics.start(rt, face_model)
         assert answers(rt, restarted) == answers(rt, bio)
+
+
+class TestRebuildPastTheIvfSize:
+    """A store written by the benchmarks' populator (sealed as enrollment seals) and read
+    back a few pages at a time."""
+
+    def test_every_capture_comes_back_and_the_index_is_trained_once(
+        self, tmp_path: Path, face_model: FaceModel, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        pop = populate.ensure(1_100, model=face_model, root=tmp_path, log=lambda _: None)
+        monkeypatch.setattr(galleries, "_BATCH", 250)
+        settings = pop.settings(gallery_ivf_min_size=1000)
+        runtime = Runtime.start(settings, migration_dirs())
+        try:
+            rebuilt = galleries.Galleries(settings)
+            with runtime.pool.connection() as conn:
+                assert rebuilt.rebuild(conn, runtime.keys) == 1_100
+                watched = store.watchlisted_capture_seqs(conn)
+        finally:
+            runtime.close()
+        assert rebuilt.enrolled.index_kind == "ivf"
+        # Built once at the final size, not trained at 1,000 and grown past it.
+        assert rebuilt.enrolled.trained_size == 1_100
+        assert watched
+        assert sorted(rebuilt.watchlist.ids().tolist()) == sorted(watched)
+        assert rebuilt.watermark == max(rebuilt.enrolled.ids().tolist())
+        ids, vectors = next(pop.templates())
+        found, dists = rebuilt.enrolled.search(vectors[:200], 1)
+        # Synthetic persons with two captures have them 0.25 apart: itself is nearest.
+        np.testing.assert_array_equal(found[:, 0], ids[:200])
+        assert np.all(dists[:, 0] < 0.02)

@@ -7,6 +7,7 @@ length. dlib's own templates have norms near 1.4, so raw distances (DESIGN §9) 
 
 from functools import cache
 
+import cv2
 import numpy as np
 import pytest
 
@@ -67,8 +68,8 @@ class TestDetectOnACopy:
         assert iou(full.box, scaled.box) > 0.75, f"{full.box} vs {scaled.box}"
 
     def test_box_is_scaled_back_to_the_original_pixels(self, face_model: FaceModel) -> None:
-        # The same frame at 1080p and 480p: the larger one is detected on a 480-px copy,
-        # so its box, scaled by 480/1080, must land where the 480p box is.
+        # The same frame at 1080p and 480p, both detected on a copy of the same size: the
+        # 1080p box, scaled by 480/1080, must land where the 480p box is.
         (large,) = face_model.detect(load("obama-1080p.jpg"))
         (small,) = face_model.detect(load("obama-480p.jpg"))
         ratio = 480 / 1080
@@ -96,6 +97,22 @@ class TestDetect:
 
     def test_one_person(self, face_model: FaceModel) -> None:
         assert len(face_model.detect(load("biden.jpg"))) == 1
+
+    def test_a_face_too_small_for_the_copy_is_found_on_a_second_look(self) -> None:
+        # Biden's face shrunk to a 60 px box in a 640x480 frame: lost on the 320 px copy
+        # (30 px there, under HOG's 40 px even upsampled once), found on the 640 px one.
+        image = load("biden.jpg")
+        (box,) = FaceModel(detect_size=4000).detect(image)
+        scale = 60 / box.width
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        top, left = round(box.top * scale) - 200, round(box.left * scale) - 290
+        crop = small[max(0, top) : max(0, top) + 480, max(0, left) : max(0, left) + 640]
+        frame[: crop.shape[0], : crop.shape[1]] = crop
+        model = FaceModel(detect_size=320)
+        assert model._detect_at(frame, 320) == []
+        (found,) = model.detect(frame)
+        assert 50 <= found.width <= 80, found
 
     @pytest.mark.parametrize("level", [0, 128, 255])
     def test_blank_image_has_no_face(self, face_model: FaceModel, level: int) -> None:
