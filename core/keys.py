@@ -9,7 +9,7 @@ every audit hash, survive a rotation, and a retired master key version can be dr
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -100,7 +100,8 @@ class Keyring:
     def master(self) -> crypto.MasterKeys:
         return self._master
 
-    def _unwrap(self, row: core_store.DataKeyRow) -> bytes:
+    def unwrap(self, row: core_store.DataKeyRow) -> bytes:
+        """A wrapped data key as stored (read here or joined into another query)."""
         master = self._master
         if row.key_version not in master.keys and master.source is not None:
             with self._reload_lock:
@@ -111,14 +112,9 @@ class Keyring:
         """The owner's data key; None when it has none (never had, or was shredded) unless
         ``create``, which makes one."""
         if create:
-            return self._unwrap(_stored_or_new(conn, self._master, owner_id))
+            return self.unwrap(_stored_or_new(conn, self._master, owner_id))
         row = core_store.get_data_key(conn, owner_id)
-        return None if row is None else self._unwrap(row)
-
-    def data_keys(self, conn: Conn, owner_ids: Iterable[UUID]) -> dict[UUID, bytes]:
-        """The data keys of many owners, read in one query; owners without one are absent."""
-        rows = core_store.get_data_keys(conn, list(set(owner_ids)))
-        return {row.owner_id: self._unwrap(row) for row in rows}
+        return None if row is None else self.unwrap(row)
 
     def shred(self, conn: Conn, owner_id: UUID) -> bool:
         """Delete the owner's data key: whatever was sealed under it is unreadable for good."""

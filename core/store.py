@@ -98,15 +98,6 @@ def get_data_key(conn: Conn, owner_id: UUID) -> DataKeyRow | None:
         ).fetchone()
 
 
-def get_data_keys(conn: Conn, owner_ids: list[UUID]) -> list[DataKeyRow]:
-    """The wrapped keys of those owners that have one, in one query."""
-    with conn.cursor(row_factory=class_row(DataKeyRow)) as cur:
-        return cur.execute(
-            "SELECT owner_id, key_version, wrapped FROM data_keys WHERE owner_id = ANY(%(o)s)",
-            {"o": owner_ids},
-        ).fetchall()
-
-
 def insert_data_key(conn: Conn, row: DataKeyRow, at: datetime) -> DataKeyRow:
     """Insert a wrapped key unless the owner already has one; return the key that stands."""
     conn.execute(

@@ -25,6 +25,7 @@ from core import crypto
 from core.db import Conn
 from core.keys import Keyring
 from core.settings import Settings
+from core.store import DataKeyRow
 from enrollment import store
 from enrollment.templates import Template
 from matching.gallery import Gallery
@@ -49,16 +50,20 @@ def seal_template(key: bytes, capture_id: UUID, template: Template) -> bytes:
 
 
 def open_templates(
-    conn: Conn, keys: Keyring, rows: Sequence[store.SealedTemplate]
+    keys: Keyring, rows: Sequence[store.SealedTemplate]
 ) -> tuple[list[int], list[Template]]:
-    """Decrypt sealed templates; the owners' data keys are read in one query."""
-    data_keys = keys.data_keys(conn, (row.person_id for row in rows))
+    """Decrypt sealed templates with the data keys read alongside them, one unwrap per
+    person."""
+    data_keys: dict[UUID, bytes] = {}
     seqs: list[int] = []
     templates: list[Template] = []
     for row in rows:
-        key = data_keys.get(row.person_id)
-        if key is None:  # shredded between the read and now: erased, skip
+        if row.key_version is None or row.wrapped_key is None:  # shredded: erased, skip
             continue
+        key = data_keys.get(row.person_id)
+        if key is None:
+            wrapped = DataKeyRow(row.person_id, row.key_version, row.wrapped_key)
+            key = data_keys[row.person_id] = keys.unwrap(wrapped)
         plain = crypto.unseal(key, row.template, template_aad(row.id))
         seqs.append(row.seq)
         templates.append(np.frombuffer(plain, dtype=np.float32))
@@ -130,12 +135,13 @@ class Galleries:
     def _pages(
         self, conn: Conn, keys: Keyring, after: int, progress: Progress | None
     ) -> Iterator[_Page]:
-        """The captures numbered above ``after``, in order, a page at a time."""
+        """The captures numbered above ``after``, in order, a page at a time. Watchlist
+        entries made meanwhile are taken in by sync_watchlist."""
         total = store.capture_count(conn) if progress is not None else 0
+        watched = store.watchlisted_person_ids(conn)
         done = 0
         while rows := store.templates_after(conn, after, _BATCH):
-            seqs, templates = open_templates(conn, keys, rows)
-            watched = store.watchlisted_persons(conn, list({r.person_id for r in rows}))
+            seqs, templates = open_templates(keys, rows)
             after = rows[-1].seq
             yield _Page(
                 len(rows), after, seqs, templates, {r.seq for r in rows if r.person_id in watched}
@@ -183,7 +189,7 @@ class Galleries:
                 removed = gallery.remove(extra)
         for start in range(0, len(missing), _BATCH):
             rows = store.templates_by_seq(conn, missing[start : start + _BATCH])
-            seqs, templates = open_templates(conn, keys, rows)
+            seqs, templates = open_templates(keys, rows)
             with self._lock:
                 fresh = [i for i, seq in enumerate(seqs) if seq not in gallery]
                 if fresh:

@@ -393,7 +393,7 @@ def identify(
 def verify_template(rt: Runtime, conn: Conn, person_id: UUID, template: Template) -> float:
     """Smallest distance between ``template`` and the person's enrolled captures."""
     rows = store.templates_of(conn, person_id)
-    _, enrolled = open_templates(conn, rt.keys, rows)
+    _, enrolled = open_templates(rt.keys, rows)
     if not enrolled:
         raise NotFound("capture of person", person_id)
     return min(distance(template, t) for t in enrolled)
@@ -440,7 +440,7 @@ def watchlist_add(
                 deactivated_at=None,
             ),
         )
-        seqs, templates = open_templates(conn, rt.keys, store.templates_of(conn, body.person_id))
+        seqs, templates = open_templates(rt.keys, store.templates_of(conn, body.person_id))
         audit_service.record(
             conn,
             rt.keys,

@@ -54,10 +54,21 @@ class CaptureRow:
 
 @dataclass(frozen=True)
 class SealedTemplate:
+    """A capture's sealed template with its person's wrapped data key (core's data_keys),
+    read in the same query; the key is None once the person's key has been shredded."""
+
     id: UUID
     seq: int
     person_id: UUID
     template: bytes
+    key_version: int | None
+    wrapped_key: bytes | None
+
+
+_SEALED_TEMPLATES = (
+    "SELECT c.id, c.seq, c.person_id, c.template, k.key_version, k.wrapped AS wrapped_key"
+    " FROM captures c LEFT JOIN data_keys k ON k.owner_id = c.person_id"
+)
 
 
 @dataclass(frozen=True)
@@ -149,8 +160,7 @@ def captures_of(conn: Conn, person_id: UUID) -> list[CaptureRow]:
 def templates_of(conn: Conn, person_id: UUID) -> list[SealedTemplate]:
     with conn.cursor(row_factory=class_row(SealedTemplate)) as cur:
         return cur.execute(
-            "SELECT id, seq, person_id, template FROM captures WHERE person_id = %(p)s"
-            " ORDER BY seq",
+            _SEALED_TEMPLATES + " WHERE c.person_id = %(p)s ORDER BY c.seq",
             {"p": person_id},
         ).fetchall()
 
@@ -159,8 +169,7 @@ def templates_after(conn: Conn, seq: int, limit: int) -> list[SealedTemplate]:
     """Sealed templates of captures numbered above ``seq``, in order, at most ``limit``."""
     with conn.cursor(row_factory=class_row(SealedTemplate)) as cur:
         return cur.execute(
-            "SELECT id, seq, person_id, template FROM captures WHERE seq > %(s)s ORDER BY seq"
-            " LIMIT %(n)s",
+            _SEALED_TEMPLATES + " WHERE c.seq > %(s)s ORDER BY c.seq LIMIT %(n)s",
             {"s": seq, "n": limit},
         ).fetchall()
 
@@ -168,7 +177,7 @@ def templates_after(conn: Conn, seq: int, limit: int) -> list[SealedTemplate]:
 def templates_by_seq(conn: Conn, seqs: list[int]) -> list[SealedTemplate]:
     with conn.cursor(row_factory=class_row(SealedTemplate)) as cur:
         return cur.execute(
-            "SELECT id, seq, person_id, template FROM captures WHERE seq = ANY(%(s)s) ORDER BY seq",
+            _SEALED_TEMPLATES + " WHERE c.seq = ANY(%(s)s) ORDER BY c.seq",
             {"s": seqs},
         ).fetchall()
 
@@ -188,6 +197,12 @@ def watchlisted_persons(conn: Conn, person_ids: list[UUID]) -> set[UUID]:
         "SELECT DISTINCT person_id FROM watchlist WHERE active AND person_id = ANY(%(p)s)",
         {"p": person_ids},
     ).fetchall()
+    return {UUID(str(r[0])) for r in rows}
+
+
+def watchlisted_person_ids(conn: Conn) -> set[UUID]:
+    """Every person with an active watchlist entry (the watchlist is small)."""
+    rows = conn.execute("SELECT DISTINCT person_id FROM watchlist WHERE active").fetchall()
     return {UUID(str(r[0])) for r in rows}
 
 

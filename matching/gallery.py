@@ -41,6 +41,7 @@ Vectors = npt.NDArray[np.float32]
 Distances = npt.NDArray[np.float32]
 
 _FORMAT = b"BGAL1"
+_NORMALISE_BLOCK = 16_384
 # From this many queries a search is a batch: faiss spreads the queries over every core.
 _BATCH_QUERIES = 20
 # Below this many vectors an exact search is too short to be worth splitting.
@@ -79,18 +80,22 @@ def _splitter(workers: int) -> ThreadPoolExecutor:
 def normalise(vectors: npt.ArrayLike, dim: int) -> Vectors:
     """Rows scaled to unit length, as a contiguous float32 (n, dim) array. One vector may
     be given flat; rows of any other width are refused, never reshaped."""
-    array = np.asarray(vectors, dtype=np.float64)
+    array = np.asarray(vectors)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] != dim:
         raise ValueError(f"vectors must be rows of {dim} values, not of shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("vectors must be finite")
-    # In float64 so that large finite values do not overflow to an infinite norm.
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise ValueError("a zero vector has no direction")
-    unit: Vectors = np.ascontiguousarray(array / norms, dtype=np.float32)
+    unit: Vectors = np.empty(array.shape, np.float32)
+    # In float64, so that large finite values do not overflow to an infinite norm; by
+    # blocks, so that a million rows never need a float64 copy of the whole.
+    for start in range(0, len(array), _NORMALISE_BLOCK):
+        block = np.asarray(array[start : start + _NORMALISE_BLOCK], dtype=np.float64)
+        if not np.all(np.isfinite(block)):
+            raise ValueError("vectors must be finite")
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError("a zero vector has no direction")
+        unit[start : start + _NORMALISE_BLOCK] = block / norms
     return unit
 
 

@@ -117,18 +117,6 @@ class TestDataKeys:
             assert rt.keys.blind_index("UTO|L898902C3") == index
             assert rt.keys.data_key(conn, uuid4()) is None
 
-    def test_many_owners_keys_in_one_read(self, rt: Runtime) -> None:
-        owners = [uuid4() for _ in range(5)]
-        with transaction(rt.pool) as conn:
-            one_by_one = {o: rt.keys.data_key(conn, o, create=True) for o in owners}
-            assert rt.keys.shred(conn, owners[0])
-            never = uuid4()
-            # Repeats are read once; shredded and unknown owners are absent.
-            batch = rt.keys.data_keys(conn, [*owners, owners[1], never])
-        assert batch == {o: one_by_one[o] for o in owners[1:]}
-        with transaction(rt.pool) as conn:
-            assert rt.keys.data_keys(conn, []) == {}
-
     def test_shredded_key_leaves_its_records_unreadable(self, rt: Runtime) -> None:
         owner = uuid4()
         seal_records(rt, [owner])
