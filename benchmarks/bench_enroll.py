@@ -523,7 +523,7 @@ def run(
         }
     )
     for s in served_runs:
-        est = 2.0 / mean_p if (mean_p and s["workers"] == 2) else None
+        est = 2.0 / mean_p if (mean_p and s["workers"] >= 2) else None
         rows.append(
             {
                 "measure": f"{s['workers']} uvicorn process{'es' if s['workers'] > 1 else ''},"
@@ -563,12 +563,28 @@ def run(
 COLUMNS = ("measure", "border", "peer", "ratio")
 
 
+def parse_served(text: str) -> tuple[tuple[int, int], ...]:
+    """``1x2,2x4`` -> ((1, 2), (2, 4)): worker processes and clients of each served run."""
+    runs = []
+    for item in text.split(","):
+        workers, _, clients = item.strip().partition("x")
+        if not (workers.isdigit() and clients.isdigit()) or min(int(workers), int(clients)) < 1:
+            raise argparse.ArgumentTypeError(f"--served wants WORKERSxCLIENTS, not {item!r}")
+        runs.append((int(workers), int(clients)))
+    return tuple(runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Sustained enrollment benchmark")
     parser.add_argument("--size", type=int, default=100_000, help="captures enrolled (N)")
     parser.add_argument("--requests", type=int, default=100, help="in-process enrollments")
     parser.add_argument("--seconds", type=float, default=60.0, help="each served window")
     parser.add_argument("--no-served", action="store_true", help="skip the uvicorn runs")
+    parser.add_argument(
+        "--served",
+        default="1x2,2x4",
+        help="uvicorn runs as WORKERSxCLIENTS, comma separated (default 1x2,2x4)",
+    )
     parser.add_argument("--peer-captures", type=int, default=30)
     parser.add_argument(
         "--detect-size", type=int, default=None, help="override BORDER_FACE_DETECT_SIZE"
@@ -581,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         args.size,
         requests=args.requests,
         seconds=args.seconds,
-        served=() if args.no_served else ((1, 2), (2, 4)),
+        served=() if args.no_served else parse_served(args.served),
         peer_captures=args.peer_captures,
         root=args.root,
         fresh=args.fresh,

@@ -761,17 +761,17 @@ def run(opts: Options) -> Report:
     for kind in ("ivf", "flat"):
         if kind not in opts.kinds:
             continue
-        for nprobe in nprobes if kind == "ivf" else (0,):
-            gallery = Gallery(DIM, kind=kind, nprobe=nprobe or settings.gallery_nprobe)
-            label = f"border {kind} build"
-            with common.ticking(label, stream=common.stream(opts.quiet)):
-                start = time.perf_counter()
-                gallery.add(pop.ids, pop.vectors)
-                build_s = time.perf_counter() - start
-            if gallery.index_kind != kind:
-                raise RuntimeError(f"asked for {kind}, got {gallery.index_kind}")
-            memory = (len(gallery.to_bytes()) - 69) / 2**20
-            nlist = max(1, min(opts.size // 39, round(4 * np.sqrt(opts.size))))
+        # Built once; each nprobe and thread count is a setting of the same index.
+        gallery = Gallery(DIM, kind=kind, nprobe=settings.gallery_nprobe)
+        with common.ticking(f"border {kind} build", stream=common.stream(opts.quiet)):
+            start = time.perf_counter()
+            gallery.add(pop.ids, pop.vectors)
+            build_s = time.perf_counter() - start
+        if gallery.index_kind != kind:
+            raise RuntimeError(f"asked for {kind}, got {gallery.index_kind}")
+        memory = (len(gallery.to_bytes()) - 69) / 2**20
+        nlist = max(1, min(opts.size // 39, round(4 * np.sqrt(opts.size))))
+        for nprobe in nprobes if kind == "ivf" else (settings.gallery_nprobe,):
             params = (
                 f"nlist={nlist} nprobe={min(nprobe, nlist)}"
                 if kind == "ivf"
@@ -781,10 +781,10 @@ def run(opts: Options) -> Report:
                 f"border-{kind}" if len(nprobes) == 1 or kind == "flat" else f"border-ivf{nprobe}"
             )
             for threads in opts.threads:
-                gallery.tune(nprobe=gallery.nprobe, threads=threads)
+                gallery.tune(nprobe=nprobe, threads=threads)
                 label = name if len(opts.threads) == 1 else f"{name} {threads}t"
                 record(GalleryEngine(label, gallery, params), build_s, memory)["threads"] = threads
-            del gallery
+        del gallery
     for kind in ("numpy", "numpy32"):
         if kind not in opts.kinds:
             continue

@@ -282,12 +282,12 @@ class Gallery:
         unit = normalise(vectors, self.dim)
         if len(id_array) != len(unit):
             raise ValueError(f"{len(id_array)} ids for {len(unit)} vectors")
-        if len(set(id_array.tolist())) != len(id_array):
+        if np.unique(id_array).size != len(id_array):
             raise ValueError("ids repeat within the batch")
         if np.any(id_array < 0):
             raise ValueError("ids must not be negative (-1 marks a missing neighbour)")
         with self._lock.write():
-            present = [int(i) for i in id_array if int(i) in self._ids]
+            present = [int(i) for i in id_array if int(i) in self._ids] if self._ids else []
             if present:
                 raise ValueError(f"ids already in the gallery: {present[:5]}")
             size = len(self._ids) + len(id_array)
@@ -296,7 +296,11 @@ class Gallery:
                 is_ivf and size > 4 * self._trained_size
             ):
                 old_ids, old_vectors = self._contents()
-                self._rebuild(np.concatenate([old_ids, id_array]), np.vstack([old_vectors, unit]))
+                every_id, every_vector = id_array, unit  # no copy when nothing was there
+                if len(old_ids):
+                    every_id = np.concatenate([old_ids, id_array])
+                    every_vector = np.vstack([old_vectors, unit])
+                self._rebuild(every_id, every_vector)
             else:
                 self._index.add_with_ids(unit, id_array)
             self._ids.update(id_array.tolist())

@@ -2,6 +2,7 @@
 captures: each runs end to end and produces rows with the expected keys. Nothing is timed
 here; speed is measured by the scripts themselves (benchmarks/RESULTS.md)."""
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,13 @@ class TestRestartBenchmark:
         assert first["rebuild"]
         assert first["ratio"]
         assert result["runs"]["snapshot"][0]["candidates"] >= 0
+
+
+class TestServedRuns:
+    def test_workers_by_clients(self) -> None:
+        assert bench_enroll.parse_served("1x2, 2x4,3x6") == ((1, 2), (2, 4), (3, 6))
+
+    @pytest.mark.parametrize("text", ["2", "2x", "x4", "0x4", "2x0", "two x four"])
+    def test_anything_else_is_refused(self, text: str) -> None:
+        with pytest.raises(argparse.ArgumentTypeError, match="WORKERSxCLIENTS"):
+            bench_enroll.parse_served(text)
