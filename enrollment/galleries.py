@@ -223,6 +223,7 @@ class Galleries:
             enrolled.add(seqs, np.vstack(parts))
         with self._lock:
             self.enrolled, self.watchlist, self.watermark = enrolled, watchlist, watermark
+            self._watchlist_changes = -1  # entries made during the rebuild: sync again
         return len(enrolled)
 
     def save(self, keys: Keyring) -> None:

@@ -49,7 +49,7 @@ _SPLIT_MIN_SIZE = 100_000
 # The OpenMP threads faiss would use (OMP_NUM_THREADS or the machine's cores). The
 # setting is per calling thread in the OpenMP runtime, so a search sets it for itself.
 _ALL_THREADS = faiss.omp_get_max_threads()
-_split_pool: ThreadPoolExecutor | None = None
+_split_pool: tuple[ThreadPoolExecutor, int] | None = None  # and its number of threads
 _split_pool_lock = threading.Lock()
 
 
@@ -67,14 +67,15 @@ def _splitter(workers: int) -> ThreadPoolExecutor:
     """Threads for split exact searches, each running faiss on one OpenMP thread."""
     global _split_pool
     with _split_pool_lock:
-        if _split_pool is None or _split_pool._max_workers < workers:
-            _split_pool = ThreadPoolExecutor(
+        if _split_pool is None or _split_pool[1] < workers:
+            pool = ThreadPoolExecutor(
                 workers,
                 thread_name_prefix="gallery-split",
                 initializer=faiss.omp_set_num_threads,
                 initargs=(1,),
             )
-        return _split_pool
+            _split_pool = (pool, workers)
+        return _split_pool[0]
 
 
 def normalise(vectors: npt.ArrayLike, dim: int) -> Vectors:
