@@ -146,7 +146,7 @@ def read_key_file(path: Path) -> MasterKeys:
 
 def write_key_file(keys: MasterKeys, path: Path) -> None:
     """Write the ring atomically, readable by the owner alone (mode 0600)."""
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # this process's own
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(keys.serialise())

@@ -84,6 +84,9 @@ class Keyring:
     def open(cls, conn: Conn, settings: Settings) -> "Keyring":
         """Load and check the master keys against the store; fail loudly on a wrong key."""
         with conn.transaction():
+            # The first process on a new store writes the key file and registers the key
+            # under this lock; the others wait, then read that file.
+            core_store.lock_key_setup(conn)
             checks = core_store.master_key_checks(conn)
             master = load_master_keys(settings, set(checks))
             verify_master_keys(conn, master, checks)

@@ -72,6 +72,16 @@ def revoke_client(conn: Conn, client_id: UUID, at: datetime) -> ClientRow | None
         ).fetchone()
 
 
+# Held while a process checks, and on a new store creates, the master key and the system
+# root key: two processes starting on a fresh store together must not make two keys.
+_KEY_SETUP_LOCK = 0x626F7264_0004
+
+
+def lock_key_setup(conn: Conn) -> None:
+    """Until the end of the transaction."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_KEY_SETUP_LOCK,))
+
+
 def master_key_checks(conn: Conn) -> dict[int, bytes]:
     rows = conn.execute("SELECT version, key_check FROM master_key_versions").fetchall()
     return {int(v): bytes(c) for v, c in rows}

@@ -141,7 +141,7 @@ class TestServe:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline, body = time.monotonic() + 60, b""
+            deadline, body = time.monotonic() + 120, b""
             while time.monotonic() < deadline and not body:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:

@@ -14,6 +14,7 @@ from core.errors import ConfigurationError
 from core.keys import KEY_FILE_NAME
 from core.runtime import Runtime
 from core.settings import Settings
+from tests.conftest import in_parallel
 
 
 @contextmanager
@@ -103,6 +104,22 @@ class TestMasterKeyFromEnvironment:
         assert result.rewrapped == len(owners) + 1  # and the system root key
         with running(with_ring(settings, f"2:{k2}")) as rt, rt.pool.connection() as conn:
             assert read_records(rt, conn) == {o: o.bytes for o in owners}
+
+
+class TestFirstStart:
+    def test_processes_starting_together_on_a_new_store_make_one_key(
+        self, settings: Settings
+    ) -> None:
+        # As `border serve --workers 6` does on a new data directory: no key file yet.
+        def start() -> bytes:
+            with running(settings) as rt:
+                return rt.keys.snapshot_key
+
+        keys = in_parallel(start, 6)
+        assert len(set(keys)) == 1
+        # The key file left on disk is the key the store registered.
+        with running(settings) as rt:
+            assert rt.keys.snapshot_key == keys[0]
 
 
 class TestDataKeys:
