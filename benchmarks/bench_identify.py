@@ -17,7 +17,7 @@ Probes: mated ones are a fresh capture of an enrolled identity; non-mated ones a
 identities never enrolled, and must come back with no candidate within the 1:N threshold that
 enrollment.galleries.Galleries.identify_threshold gives a gallery of that size.
 
-Rows: Border's exact (``flat``) and IVF-Flat (``ivf``) galleries; the naive scan that
+Rows: Border's exact (``flat``) and IVF (``ivf``, float16 lists) galleries; the naive scan that
 face_recognition teaches (``face_recognition.face_distance(known_encodings, probe)`` over an
 (N, 128) float64 array, as ``face_encodings`` returns them); pgvector HNSW in the embedded
 PostgreSQL, one row per ``hnsw.ef_search``. Recall is rank-1 against exact search
