@@ -78,6 +78,11 @@ def _splitter(workers: int) -> ThreadPoolExecutor:
         return _split_pool[0]
 
 
+def _check_search_settings(nprobe: int, threads: int) -> None:
+    if nprobe < 1 or threads < 1:
+        raise ValueError("nprobe and threads must be at least 1")
+
+
 def normalise(vectors: npt.ArrayLike, dim: int) -> Vectors:
     """Rows scaled to unit length, as a contiguous float32 (n, dim) array. One vector may
     be given flat; rows of any other width are refused, never reshaped."""
@@ -168,8 +173,7 @@ class Gallery:
     ) -> None:
         if kind not in ("auto", "flat", "ivf"):
             raise ValueError(f"unknown index kind {kind!r}")
-        if nprobe < 1 or threads < 1:
-            raise ValueError("nprobe and threads must be at least 1")
+        _check_search_settings(nprobe, threads)
         self.dim = dim
         self.kind: Kind = kind
         self.ivf_min_size = ivf_min_size
@@ -204,8 +208,7 @@ class Gallery:
 
     def tune(self, *, nprobe: int, threads: int) -> None:
         """Apply search settings to a gallery built or loaded with others."""
-        if nprobe < 1 or threads < 1:
-            raise ValueError("nprobe and threads must be at least 1")
+        _check_search_settings(nprobe, threads)
         with self._lock.write():
             self.nprobe, self.threads = nprobe, threads
             if isinstance(self._index, faiss.IndexIVF):
