@@ -41,7 +41,6 @@ an estimate, 2 / (mean time per capture), perfect scaling in its favour.
 
 import argparse
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -69,7 +68,6 @@ from visa.mrz import format_td3
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    import face_recognition
     from fastapi import FastAPI
 
 PHOTOS = (
@@ -237,7 +235,7 @@ def measure_served(
     out: TextIO,
 ) -> dict[str, Any]:
     """Sustained enrollments over loopback against ``workers`` uvicorn processes."""
-    port = bench_crossing.free_port()
+    port = common.free_port()
     ready = Path(tempfile.mkdtemp(prefix="bench-enroll-"))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("BORDER_")},
@@ -374,40 +372,18 @@ def cpu_seconds(server: int, data_dir: Path) -> dict[str, float]:
     }
 
 
-def naive_enrollment(data: bytes, gallery: bench_crossing.Encodings) -> dict[str, float]:
-    times: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        times[name] = now - clock
-        clock = now
-
-    picture = face_recognition.load_image_file(io.BytesIO(data))
-    lap("decode")
-    boxes = face_recognition.face_locations(picture)
-    lap("detect")
-    encodings = face_recognition.face_encodings(picture, boxes)
-    lap("encode")
-    if len(encodings) != 1:
-        raise RuntimeError(f"the naive pipeline found {len(encodings)} faces")
-    times["quality"] = 0.0
-    face_recognition.face_distance(gallery, encodings[0])
-    lap("dedup_1toN")
-    return times
-
-
 def measure_peer(pop: populate.Population, captures: int, out: TextIO) -> list[dict[str, float]]:
     photos = _photo_bytes()
     with common.ticking("peer: loading encodings", stream=out):
         _, _, gallery = bench_crossing.naive_arrays(pop, 1, True)
     assert gallery is not None
-    naive_enrollment(photos[0][1], gallery)
+    bench_crossing.naive_crossing(photos[0][1], None, None, gallery)  # warm-up
     samples = []
     progress = common.Progress("peer: enrollments", captures, stream=out)
     for i in range(captures):
-        samples.append(naive_enrollment(photos[i % len(photos)][1], gallery))
+        samples.append(
+            bench_crossing.naive_crossing(photos[i % len(photos)][1], None, None, gallery)
+        )
         progress.update(i + 1)
     progress.finish()
     return samples
@@ -576,7 +552,6 @@ def parse_served(text: str) -> tuple[tuple[int, int], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Sustained enrollment benchmark")
-    parser.add_argument("--size", type=int, default=100_000, help="captures enrolled (N)")
     parser.add_argument("--requests", type=int, default=100, help="in-process enrollments")
     parser.add_argument("--seconds", type=float, default=60.0, help="each served window")
     parser.add_argument("--no-served", action="store_true", help="skip the uvicorn runs")
@@ -589,9 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detect-size", type=int, default=None, help="override BORDER_FACE_DETECT_SIZE"
     )
-    parser.add_argument("--root", type=Path, default=None, help="population cache folder")
-    parser.add_argument("--fresh", action="store_true", help="rebuild the population")
-    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    populate.add_arguments(parser)
     args = parser.parse_args(argv)
     result = run(
         args.size,

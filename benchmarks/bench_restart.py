@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -137,13 +136,6 @@ def _write(path: Path, phases: dict[str, float]) -> None:
     tmp.replace(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def held_store(pop: populate.Population, cold: bool) -> Iterator[tuple[str, int]]:
     """An officer's API key and the captures in the store; the store stays up for the
@@ -166,7 +158,7 @@ def start_once(
     pop: populate.Population, key: str, frame: bytes, label: str, out: TextIO
 ) -> dict[str, Any]:
     """Spawn the service, wait for /health and a search, stop it; the timings in seconds."""
-    port = _free_port()
+    port = common.free_port()
     work = Path(tempfile.mkdtemp(prefix="bench-restart-"))
     phases_file = work / "phases.json"
     spawned = time.time()
@@ -376,14 +368,11 @@ COLUMNS = ("measure", "snapshot", "rebuild", "ratio")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Restart benchmark: snapshot against rebuild")
-    parser.add_argument("--size", type=int, default=100_000, help="captures enrolled (N)")
     parser.add_argument("--repeats", type=int, default=3, help="snapshot starts (median)")
     parser.add_argument("--rebuild-repeats", type=int, default=1, help="rebuild starts")
     parser.add_argument("--no-cli", action="store_true", help="skip `border index rebuild`")
     parser.add_argument("--cold-store", action="store_true", help="each child starts PostgreSQL")
-    parser.add_argument("--root", type=Path, default=None, help="population cache folder")
-    parser.add_argument("--fresh", action="store_true", help="rebuild the population")
-    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    populate.add_arguments(parser)
     args = parser.parse_args(argv)
     result = run(
         args.size,

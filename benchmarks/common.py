@@ -5,6 +5,7 @@ import io
 import json
 import os
 import platform
+import socket
 import sys
 import threading
 import time
@@ -166,3 +167,10 @@ def machine() -> dict[str, str]:
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
         facts[name] = os.environ.get(name, "(unset)")
     return facts
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, for a server a benchmark starts."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

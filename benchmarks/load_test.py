@@ -10,7 +10,6 @@ workers, and the run stops by itself. Only loopback is ever addressed.
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, percentile_ms, table, write_json
+from benchmarks.common import free_port, machine, percentile_ms, table, write_json
 from visa.mrz import format_td3
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
@@ -37,12 +36,6 @@ class Result:
     kind: str
     status: int
     seconds: float
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def border(env: dict[str, str], *args: str) -> str:
@@ -83,7 +76,7 @@ def run(rate: float, seconds: float, workers: int = 16) -> dict[str, object]:
         env.pop("BORDER_MASTER_KEY", None)
         keys = {role: border(env, "clients", "create", "--name", f"load {role}", "--role", role)
                 for role in ("kiosk", "officer")}  # fmt: skip
-        port = free_port()
+        port = free_port(HOST)
         base = f"http://{HOST}:{port}"
         server = subprocess.Popen(
             [sys.executable, "-m", "border", "serve", "--host", HOST, "--port", str(port)],

@@ -32,6 +32,7 @@ The store is cached under ``root/n<size>-s<seed>`` with a manifest; a directory 
 manifest (an interrupted run) is wiped and rebuilt.
 """
 
+import argparse
 import json
 import logging
 import os
@@ -426,6 +427,14 @@ def load(size: int, *, root: Path | None = None, seed: int = 0) -> Population | 
     if data.get("version") != VERSION:
         return None
     return _from_manifest(data)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark on a populated store takes."""
+    parser.add_argument("--size", type=int, default=100_000, help="captures enrolled (N)")
+    parser.add_argument("--root", type=Path, default=None, help="population cache folder")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the population")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
 
 
 def ensure(
