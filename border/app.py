@@ -45,6 +45,7 @@ from core.errors import (
 from core.runtime import Runtime
 from core.settings import Settings
 from enrollment import api as enrollment_api
+from enrollment import service as enrollment_service
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
 from visa import api as visa_api
@@ -138,6 +139,20 @@ def _location(err: Any) -> list[str]:
     return loc
 
 
+def _field(err: Any) -> str:
+    """The field a problem is about, named on its own as every other 422 does: a model's
+    own check names it in its context."""
+    ctx = err.get("ctx") or {}
+    if isinstance(ctx.get("field"), str):
+        return str(ctx["field"])
+    if str(err.get("type", "")).startswith("union_tag"):
+        return str(ctx.get("discriminator", "")).strip("'")
+    # Bodies are flat: the last name in the location is the field (a discriminated
+    # union puts its tag before it, a list the position after it).
+    names = [p for p in _location(err)[1:] if not p.isdigit()]
+    return names[-1] if names else ""
+
+
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     refusal = _access_refusal(request)
@@ -152,9 +167,12 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
     more = f" (and {len(errors) - _MAX_PROBLEMS} more)" if len(errors) > _MAX_PROBLEMS else ""
+    field = _field(errors[0]) if errors else ""
     return _error_response(
         request,
-        InvalidRequest(f"the request is not valid: {summary}{more}", problems=problems),
+        InvalidRequest(
+            f"the request is not valid: {summary}{more}", field=field, problems=problems
+        ),
     )
 
 
@@ -256,6 +274,9 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         policy = load_policy(settings.policy_file)
         rt = await run_in_threadpool(Runtime.start, settings, migration_dirs())
         try:
+            indexed = await run_in_threadpool(enrollment_service.index_names, rt)
+            if indexed:
+                log.info("indexed the names of %d persons enrolled before name search", indexed)
             bio = await run_in_threadpool(Biometrics.start, rt, face_model)
             try:
                 yield {"rt": rt, "bio": bio, "policy": policy}

@@ -18,6 +18,7 @@ from core import auth, db
 from core.errors import BorderError, ConfigurationError
 from core.runtime import Runtime
 from core.settings import Settings
+from enrollment import alerts as alert_service
 from enrollment.galleries import Galleries
 
 app = typer.Typer(help="Border: biometric border management.", no_args_is_help=True)
@@ -26,11 +27,13 @@ keys = typer.Typer(help="Master keys.", no_args_is_help=True)
 audit = typer.Typer(help="The audit log.", no_args_is_help=True)
 database = typer.Typer(help="The records store.", no_args_is_help=True)
 index = typer.Typer(help="The face galleries.", no_args_is_help=True)
+alerts = typer.Typer(help="Alerts on documents, persons and names.", no_args_is_help=True)
 app.add_typer(clients, name="clients")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")
 app.add_typer(database, name="db")
 app.add_typer(index, name="index")
+app.add_typer(alerts, name="alerts")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -187,6 +190,28 @@ def index_rebuild() -> None:
         f"galleries rebuilt: {len(galleries.enrolled)} templates"
         f" ({galleries.enrolled.index_kind}), {len(galleries.watchlist)} on the watchlist"
     )
+
+
+@alerts.command("import")
+def alerts_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV with the header issuing_state,document_number,category")
+    ],
+) -> None:
+    """Load a lost-and-stolen document list: every row or, on a bad row, none (the error
+    names its line). Rows already active as alerts are skipped."""
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"checked {done}/{total} rows", err=True)
+
+    with _runtime() as rt:
+        try:
+            read, added = alert_service.import_document_list(
+                rt, auth.command_line("alerts import"), file, progress
+            )
+        except alert_service.BadRow as exc:
+            raise _fail(f"{file}: {exc.detail}; nothing was loaded") from None
+    typer.echo(f"{read} rows read, {added} alerts added, {read - added} already on record")
 
 
 @app.command()

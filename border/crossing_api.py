@@ -38,7 +38,13 @@ def create_crossing(
     at: Annotated[
         str | None, Form(max_length=40, description="ISO 8601 datetime with zone; default now")
     ] = None,
-    accompanied_by: Annotated[UUID | None, Form()] = None,
+    accompanied_by: Annotated[
+        UUID | None, Form(description="the accompanying adult's person id (officers)")
+    ] = None,
+    accompanied_by_crossing: Annotated[
+        UUID | None,
+        Form(description="the adult's own admitted crossing here, in the last 30 minutes"),
+    ] = None,
 ) -> models.CrossingOut:
     request = crossings.CrossingIn(
         image=read_image(image, rt),
@@ -47,15 +53,21 @@ def create_crossing(
         border_point=border_point,
         at=at,
         accompanied_by=accompanied_by,
+        accompanied_by_crossing=accompanied_by_crossing,
     )
     return crossings.cross(rt, bio, policy, principal, request)
 
 
 @router.post("/crossings/{crossing_id}/resolution", name="crossings.resolve")
 def resolve_crossing(
-    crossing_id: UUID, body: models.ResolutionIn, principal: Officer, rt: RuntimeDep
+    crossing_id: UUID,
+    body: models.ResolutionIn,
+    principal: Officer,
+    rt: RuntimeDep,
+    bio: BiometricsDep,
+    policy: PolicyDep,
 ) -> models.CrossingOut:
-    return crossings.resolve(rt, principal, crossing_id, body)
+    return crossings.resolve(rt, bio, policy, principal, crossing_id, body)
 
 
 @router.get("/crossings", name="crossings.read")

@@ -3,7 +3,7 @@ overstayers. Every use case runs in one transaction with its audit event."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from core.runtime import Runtime
 from enrollment import capture as capture_mod
 from enrollment import intake
 from enrollment import service as enrollment_service
-from enrollment.service import Biometrics, DuplicateIdentity
+from enrollment.service import Biometrics
 from visa import rules, stay
 from visa import service as visa_service
 from visa.mrz import MRZ
@@ -39,6 +39,7 @@ class CrossingIn:
     border_point: str
     at: str | None
     accompanied_by: UUID | None
+    accompanied_by_crossing: UUID | None = None
 
 
 def _now() -> datetime:
@@ -84,16 +85,6 @@ def _history(conn: Conn, person_id: UUID | None) -> list[rules.Movement]:
     ]
 
 
-def _accompanied(rt: Runtime, conn: Conn, policy: Policy, adult: UUID | None, day: date) -> bool:
-    """Whether ``adult`` names an enrolled person of full age on ``day``."""
-    if adult is None:
-        return False
-    facts = enrollment_service.person_facts(rt, conn, adult)
-    if facts is None or facts.birth_date is None:
-        return False
-    return rules.age_on(facts.birth_date, day) >= policy.adult_age
-
-
 def _stay_view(figures: dict[str, Any]) -> dict[str, Any] | None:
     keys = (
         "regime", "entry", "window_start", "days_used", "days_remaining", "latest_exit",
@@ -104,7 +95,11 @@ def _stay_view(figures: dict[str, Any]) -> dict[str, Any] | None:
     return {k: figures.get(k) for k in keys}
 
 
-def _out(row: store.CrossingRow, note: str | None = None) -> models.CrossingOut:
+def _out(
+    row: store.CrossingRow, note: str | None = None, *, kiosk: bool = False
+) -> models.CrossingOut:
+    """The crossing as its reader may see it: a kiosk gets alert reasons masked and no
+    candidates (its screen faces the traveller)."""
     match = None
     if row.match_distance is not None and row.match_threshold is not None:
         match = models.Match(
@@ -116,10 +111,15 @@ def _out(row: store.CrossingRow, note: str | None = None) -> models.CrossingOut:
     if row.outcome is not None and row.resolved_at is not None and row.resolved_by is not None:
         resolution = models.Resolution(
             outcome=row.outcome,  # type: ignore[arg-type]
+            grounds=row.grounds,
+            protection=row.protection,
             note=note,
             resolved_by=row.resolved_by,
             resolved_at=row.resolved_at,
         )
+    reasons = [rules.Reason(r["code"], r["detail"], r["grounds_for_refusal"]) for r in row.reasons]
+    if kiosk:
+        reasons = decision.for_kiosk(reasons)
     return models.CrossingOut(
         crossing_id=row.id,
         person_id=row.person_id,
@@ -127,31 +127,23 @@ def _out(row: store.CrossingRow, note: str | None = None) -> models.CrossingOut:
         border_point=row.border_point,
         at=row.at,
         decision=row.decision,  # type: ignore[arg-type]
-        reasons=[models.ReasonOut(**r) for r in row.reasons],
+        reasons=[models.ReasonOut(**r.as_dict()) for r in reasons],  # type: ignore[arg-type]
         match=match,
         stay=_stay_view(row.figures),
         rule_set=row.rule_set,
         visa_id=row.visa_id,
         accompanied_by=row.accompanied_by,
+        candidates=None if kiosk or row.candidates is None else row.candidates,
         resolution=resolution,
     )
 
 
-def cross(
-    rt: Runtime, bio: Biometrics, policy: Policy, principal: Principal, request: CrossingIn
-) -> models.CrossingOut:
-    """A kiosk crossing: document, live face, watchlist, visa and stay rules, then admit or
-    refer with every reason found. A device fault (an unreadable image, a key used at
-    another border point, a bad ``at``) is refused before anything is recorded."""
-    if principal.border_point is not None and principal.border_point != request.border_point:
-        raise Forbidden(
-            f"this key is bound to border point {principal.border_point}, "
-            f"not {request.border_point}"
-        )
-    at = _moment(rt, request.at)
-    day = host_day(rt, at)
+def _read_inputs(
+    bio: Biometrics, rt: Runtime, request: CrossingIn
+) -> tuple[MRZ | None, capture_mod.Capture | None, list[rules.Reason]]:
+    """The document and the live face, each with the reason it failed, if it did. An image
+    that is no readable image is a device fault: refused before anything is recorded."""
     image = intake.decode(request.image, capture_mod.limits(rt.settings))
-
     reasons: list[rules.Reason] = []
     document: MRZ | None = None
     try:
@@ -164,98 +156,109 @@ def cross(
         capture = capture_mod.from_image(bio.model, image, rt.settings)
     except (capture_mod.NoFace, capture_mod.MultipleFaces, capture_mod.LowQuality) as exc:
         reasons.append(decision.face_reason(exc))
+    return document, capture, reasons
+
+
+# A kiosk names a minor's adult by the crossing it got for the adult just before.
+COMPANION_WINDOW: Final = timedelta(minutes=30)
+
+
+def _companion(conn: Conn, request: CrossingIn, at: datetime) -> UUID | None:
+    """The accompanying adult's person id: given outright by an officer's client, or by
+    the adult's own admitted crossing at the same point, in the same direction, within the
+    last 30 minutes. Anything else is no companion (and says nothing of why)."""
+    if request.accompanied_by_crossing is None:
+        return request.accompanied_by
+    return store.admitted_person_of(
+        conn,
+        request.accompanied_by_crossing,
+        border_point=request.border_point,
+        direction=request.direction,
+        since=at - COMPANION_WINDOW,
+        until=at,
+    )
+
+
+def cross(
+    rt: Runtime, bio: Biometrics, policy: Policy, principal: Principal, request: CrossingIn
+) -> models.CrossingOut:
+    """A kiosk crossing: validate the inputs, gather the traveller's facts, judge them
+    (border/decision.py), record the crossing with its audit event. A device fault (an
+    unreadable image, a key used at another border point, a bad ``at``) is refused before
+    anything is recorded."""
+    if principal.border_point is not None and principal.border_point != request.border_point:
+        raise Forbidden(
+            f"this key is bound to border point {principal.border_point}, "
+            f"not {request.border_point}"
+        )
+    if request.accompanied_by is not None and request.accompanied_by_crossing is not None:
+        raise InvalidRequest(
+            "give accompanied_by or accompanied_by_crossing, not both",
+            field="accompanied_by_crossing",
+        )
+    at = _moment(rt, request.at)
+    day = host_day(rt, at)
+    document, capture, input_reasons = _read_inputs(bio, rt, request)
 
     crossing_id = uuid4()
-    enrolled_seq: int | None = None
-    distance: float | None = None
-    threshold = rt.settings.verify_threshold
-    figures: dict[str, Any] = {"rule_set": policy.rule_set, "direction": request.direction}
-    visa_id: UUID | None = None
     with transaction(rt.pool) as conn:
-        person_id, index = None, None
+        index = None
         if document is not None:
             index = enrollment_service.document_blind_index(
                 rt, document.issuing_state, document.document_number
             )
             store.lock_traveller(conn, index)
-            person_id = enrollment_service.person_by_document(
-                rt, conn, document.issuing_state, document.document_number
-            )
-        if (
-            person_id is None
-            and document is not None
-            and capture is not None
-            and request.direction == "entry"
-            and not policy.needs_visa(document.nationality)
-        ):
-            # First sight of a visa-exempt traveller: enrolled at this entry (the EES way).
-            try:
-                created, enrolled_seq = enrollment_service.enroll_in(
-                    rt, bio, conn, principal, document=document, image=request.image,
-                    capture=capture, station=request.border_point,
-                )  # fmt: skip
-                person_id = created.person_id
-            except DuplicateIdentity:
-                reasons.append(
-                    rules.Reason.of(
-                        "FACE_MISMATCH", "the live face is enrolled under another document"
-                    )
-                )
-        if person_id is not None and capture is not None and enrolled_seq is None:
-            distance = enrollment_service.verify_template(
-                rt, conn, person_id, capture.face.template
-            )
-            if distance > threshold:
-                reasons.append(decision.mismatch(distance, threshold))
-        hits = (
-            enrollment_service.watchlist_hits(rt, bio, conn, capture.face.template)
-            if capture is not None
-            else []
+        facts = enrollment_service.traveller_facts(
+            rt, bio, conn, principal,
+            document=document, document_index=index, capture=capture, image=request.image,
+            station=request.border_point,
+            enroll_if_new=(
+                document is not None
+                and request.direction == "entry"
+                and not policy.needs_visa(document.nationality)
+            ),
+            companion=_companion(conn, request, at), day=day, adult_age=policy.adult_age,
+        )  # fmt: skip
+        holder = facts.holder
+        judgement = decision.judge(
+            policy,
+            decision.Facts(
+                direction=request.direction,
+                day=day,
+                document=document,
+                input_reasons=input_reasons,
+                holder_known=holder is not None,
+                enrolled_now=facts.enrolled_seq is not None,
+                distance=facts.distance,
+                threshold=rt.settings.verify_threshold,
+                candidates=len(facts.candidates),
+                alerts=[decision.Alert(a.kind, a.category) for a in facts.alerts],
+                visas=visa_service.visa_facts(conn, holder, at=at) if holder else [],
+                history=_history(conn, holder),
+                accompanied=facts.accompanied,
+            ),
         )
-        if hits or (person_id is not None and enrollment_service.is_watchlisted(conn, person_id)):
-            reasons.append(
-                rules.Reason.of("WATCHLIST_HIT", "the traveller matches an active watchlist entry")
-            )
-        # Only an enrolled person is recorded as the companion; any other id counts as none.
-        companion = request.accompanied_by
-        if companion is not None and enrollment_service.person_facts(rt, conn, companion) is None:
-            companion = None
-        if document is not None:
-            traveller = rules.Traveller(
-                nationality=document.nationality,
-                birth_date=document.birth_date,
-                document_expiry=document.expiry_date,
-                known=person_id is not None,
-            )
-            visas = visa_service.visa_facts(conn, person_id) if person_id else []
-            history = _history(conn, person_id)
-            accompanied = _accompanied(rt, conn, policy, request.accompanied_by, day)
-            evaluate = rules.evaluate_entry if request.direction == "entry" else rules.evaluate_exit
-            evaluation = evaluate(policy, traveller, visas, history, day, accompanied=accompanied)
-            reasons.extend(evaluation.reasons)
-            figures = evaluation.figures
-            visa_id = evaluation.visa_id
-            before = [m for m in history if m.on <= day]
-            if request.direction == "entry" and before and before[-1].direction == "entry":
-                reasons.append(decision.entry_without_exit(before[-1].on.isoformat()))
+        changed = bool(facts.candidates) and holder is None
         row = store.CrossingRow(
             id=crossing_id,
-            person_id=person_id,
+            person_id=holder,
             document_index=index,
             direction=request.direction,
             border_point=request.border_point,
             at=at,
             day=day,
-            decision=decision.decide(reasons),
-            reasons=[r.as_dict() for r in reasons],
-            match_distance=distance,
-            match_threshold=threshold if distance is not None else None,
-            figures=figures,
+            decision=judgement.decision,
+            reasons=[r.as_dict() for r in judgement.reasons],
+            match_distance=facts.distance,
+            match_threshold=rt.settings.verify_threshold if facts.distance is not None else None,
+            figures=judgement.figures,
             rule_set=policy.rule_set,
-            visa_id=visa_id,
-            accompanied_by=companion,
+            visa_id=judgement.visa_id,
+            accompanied_by=facts.companion,
             recorded_by=principal.actor,
             recorded_at=_now(),
+            candidates=[c.model_dump(mode="json") for c in facts.candidates] if changed else None,
+            document_sealed=_seal_document(rt, conn, crossing_id, request.mrz) if changed else None,
         )
         store.insert(conn, row)
         audit_service.record(
@@ -266,15 +269,32 @@ def cross(
             resource_type="crossing",
             resource_id=crossing_id,
             detail={
-                "person_id": None if person_id is None else str(person_id),
+                "person_id": None if holder is None else str(holder),
                 "decision": row.decision,
-                "codes": [r.code for r in reasons],
-                "enrolled": enrolled_seq is not None,
+                "codes": [r.code for r in judgement.reasons],
+                "enrolled": facts.enrolled_seq is not None,
+                "candidates": [str(c.person_id) for c in facts.candidates],
             },
         )
-    if enrolled_seq is not None and capture is not None:
-        bio.galleries.add([enrolled_seq], [capture.face.template], set())
-    return _out(row)
+    if facts.enrolled_seq is not None and capture is not None:
+        bio.galleries.add([facts.enrolled_seq], [capture.face.template], set())
+    return _out(row, kiosk=principal.role == "kiosk")
+
+
+def _seal_document(rt: Runtime, conn: Conn, crossing_id: UUID, mrz: str) -> bytes:
+    """The MRZ of a document nobody holds, kept for the officer's link, sealed with a key
+    of the crossing's own."""
+    key = rt.keys.data_key(conn, crossing_id, create=True)
+    assert key is not None
+    return crypto.seal(key, mrz.encode(), crypto.aad("crossings", "document", crossing_id))
+
+
+def _open_document(rt: Runtime, conn: Conn, row: store.CrossingRow) -> MRZ:
+    key = rt.keys.data_key(conn, row.id)
+    if key is None or row.document_sealed is None:
+        raise NotFound("document of crossing", row.id)
+    text = crypto.unseal(key, row.document_sealed, crypto.aad("crossings", "document", row.id))
+    return visa_service.read_mrz(text.decode())
 
 
 def _note_key(rt: Runtime, conn: Conn, row: store.CrossingRow, *, create: bool) -> bytes | None:
@@ -286,9 +306,113 @@ def _note_key(rt: Runtime, conn: Conn, row: store.CrossingRow, *, create: bool) 
     return rt.keys.data_key(conn, row.id, create=create)
 
 
+class LinkRefused(BorderError):
+    """Linking the document would admit someone the person's own record refers: the
+    officer decides again, with these reasons."""
+
+    code = "conflict"
+    status = 409
+
+
+def _link(
+    rt: Runtime,
+    bio: Biometrics,
+    policy: Policy,
+    conn: Conn,
+    principal: Principal,
+    row: store.CrossingRow,
+    body: models.ResolutionIn,
+) -> store.CrossingRow:
+    """Judge the crossing again as the chosen candidate's (their alerts, visas and history),
+    refuse a link-and-admit that raises grounds for refusal, else join the document to the
+    person and attach the crossing to them."""
+    person_id = body.link_person_id
+    assert person_id is not None
+    chosen = [c for c in row.candidates or [] if c.get("person_id") == str(person_id)]
+    if not chosen:
+        raise InvalidRequest(
+            "link_person_id must be one of the crossing's DOCUMENT_CHANGED candidates",
+            field="link_person_id",
+        )
+    document = _open_document(rt, conn, row)
+    store.lock_traveller(conn, person_id.bytes)
+    facts = enrollment_service.traveller_facts(
+        rt, bio, conn, principal,
+        document=document, document_index=row.document_index, capture=None, image=b"",
+        station=row.border_point, enroll_if_new=False, holder=person_id,
+        companion=None, day=row.day, adult_age=policy.adult_age,
+    )  # fmt: skip
+    if facts.person is None:
+        raise NotFound("person", person_id)
+    distance = float(chosen[0]["distance"])
+    threshold = bio.galleries.identify_threshold()
+    judgement = decision.judge(
+        policy,
+        decision.Facts(
+            direction=row.direction,  # type: ignore[arg-type]
+            day=row.day,
+            document=document,
+            input_reasons=[],
+            holder_known=True,
+            enrolled_now=False,
+            distance=None,
+            threshold=threshold,
+            candidates=0,
+            alerts=[decision.Alert(a.kind, a.category) for a in facts.alerts],
+            visas=visa_service.visa_facts(conn, person_id, at=row.at),
+            history=_history(conn, person_id),
+            accompanied=False,
+        ),
+    )
+    if body.outcome == "admit" and judgement.grounds:
+        raise LinkRefused(
+            "as this person's, the crossing raises grounds for refusal: decide again",
+            reasons=[r.as_dict() for r in judgement.reasons],
+        )
+    if row.document_index is None or enrollment_service.holder_of(conn, row.document_index) != (
+        person_id
+    ):
+        # A second referral on the same new document finds it joined already.
+        enrollment_service.add_document_in(rt, conn, person_id, document)
+    figures = judgement.figures | {"linked_reasons": [r.as_dict() for r in judgement.reasons]}
+    store.link(
+        conn, row.id, person_id, visa_id=judgement.visa_id, figures=figures,
+        distance=distance, threshold=threshold,
+    )  # fmt: skip
+    linked = store.get(conn, row.id)
+    assert linked is not None
+    return linked
+
+
+def _recheck_history(conn: Conn, row: store.CrossingRow) -> None:
+    """A resolution re-checks the history: admitting must not give the traveller a second
+    entry (or exit) that another crossing admitted since this one was referred."""
+    if row.person_id is None:
+        return
+    admitted = store.admitted_of(conn, row.person_id)
+    before = [m for m in admitted if (m.at, m.recorded_at) <= (row.at, row.recorded_at)]
+    after = [m for m in admitted if (m.at, m.recorded_at) > (row.at, row.recorded_at)]
+    neighbours = ([before[-1]] if before else []) + ([after[0]] if after else [])
+    for other in neighbours:
+        if other.direction == row.direction and other.recorded_at > row.recorded_at:
+            raise AlreadyResolved(
+                f"the traveller's {row.direction} was admitted by crossing {other.id} "
+                f"({other.at.isoformat()}) since this referral; admitting it too would "
+                f"record two {row.direction}s"
+            )
+
+
 def resolve(
-    rt: Runtime, principal: Principal, crossing_id: UUID, body: models.ResolutionIn
+    rt: Runtime,
+    bio: Biometrics,
+    policy: Policy,
+    principal: Principal,
+    crossing_id: UUID,
+    body: models.ResolutionIn,
 ) -> models.CrossingOut:
+    """An officer's resolution of a referral: admit, refuse (with Annex V grounds) or
+    protection (a hand-over to the asylum or victim-protection authority, never a refusal);
+    with ``link_person_id``, the changed document joins that candidate first."""
     with transaction(rt.pool) as conn:
         row = store.get(conn, crossing_id, lock=True)
         if row is None:
@@ -300,12 +424,20 @@ def resolve(
         if row.document_index is not None:
             # An entry resolved admit opens a stay: serialised with the traveller's kiosks.
             store.lock_traveller(conn, row.document_index)
+        if body.link_person_id is not None:
+            row = _link(rt, bio, policy, conn, principal, row, body)
+        if body.outcome == "admit":
+            _recheck_history(conn, row)
         key = _note_key(rt, conn, row, create=True)
         if key is None:
             raise NotFound("person", row.person_id)
-        at = _now()
+        grounds = sorted({str(g) for g in body.grounds}) if body.grounds else None
+        protection = sorted({str(p) for p in body.protection}) if body.protection else None
         sealed = crypto.seal(key, body.note.encode(), crypto.aad("crossings", "note", row.id))
-        store.resolve(conn, row.id, body.outcome, sealed, principal.actor, at)
+        store.resolve(
+            conn, row.id, body.outcome, sealed, principal.actor, _now(),
+            grounds=grounds, protection=protection,
+        )  # fmt: skip
         audit_service.record(
             conn,
             rt.keys,
@@ -313,7 +445,12 @@ def resolve(
             "crossings.resolve",
             resource_type="crossing",
             resource_id=row.id,
-            detail={"outcome": body.outcome},
+            detail={
+                "outcome": body.outcome,
+                "grounds": grounds,
+                "protection": protection,
+                "linked_person_id": None if body.link_person_id is None else str(row.person_id),
+            },
         )
         resolved = store.get(conn, row.id)
     assert resolved is not None

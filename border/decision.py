@@ -1,21 +1,167 @@
-"""The kiosk's decision, pure: admit when nothing calls for an officer, refer otherwise.
+"""The kiosk's decision, pure: every reason of a crossing from the facts gathered for it,
+then admit when nothing calls for an officer, refer otherwise.
 
 A kiosk never refuses: reasons that are grounds for refusal still only refer, and an
-officer's resolution is the only refusal. Reasons the flow itself finds (MRZ, face,
-watchlist, an entry already open) are built here, with their grounds from the one table
-in visa/rules.py.
+officer's resolution is the only refusal. Grounds come from the one table in
+visa/rules.py, except where an alert's category decides them.
+
+Alerts (DESIGN §10) become reasons by kind and category:
+
+- the document presented is on an alert: ``ENTRY_BAN`` for an entry ban, otherwise
+  ``DOCUMENT_ALERT`` (grounds only for ``lost_stolen_document`` and
+  ``invalidated_document``);
+- the holder has a person alert: ``ENTRY_BAN`` for an entry ban, otherwise
+  ``WATCHLIST_HIT``;
+- the live face matches another person's alert on the watchlist gallery: ``WATCHLIST_HIT``
+  whatever the category (a face match is a candidate for an officer, not an identity);
+- the name and birth date match a name alert: ``NAME_ALERT`` (names are shared).
+
+Details name the category, never the alert's note. A kiosk's screen faces the traveller,
+so :func:`for_kiosk` shows every alert reason as one ``SEE_OFFICER`` (no tipping-off).
 """
 
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Final, Literal
+from uuid import UUID
 
 from core.errors import BorderError
 from enrollment.capture import LowQuality, MultipleFaces, NoFace
+from visa import rules
+from visa.mrz import MRZ
+from visa.policy import Policy
 from visa.rules import RECORDED_ONLY, Reason
 
 Decision = Literal["admit", "refer"]
+Direction = Literal["entry", "exit"]
+
+ALERT_CODES: Final = frozenset({"DOCUMENT_ALERT", "ENTRY_BAN", "NAME_ALERT", "WATCHLIST_HIT"})
+DOCUMENT_CATEGORIES: Final = frozenset({"lost_stolen_document", "invalidated_document"})
+# Reasons that mean "no history to judge" for a traveller nobody holds the document of; when
+# the face names candidates instead, the rules are judged as theirs at the officer's link.
+_UNKNOWN_HOLDER: Final = frozenset({"UNKNOWN_TRAVELER", "NO_ENTRY_RECORD"})
 
 
-def decide(reasons: list[Reason]) -> Decision:
+@dataclass(frozen=True)
+class Alert:
+    """An alert bearing on the crossing: ``kind`` is document, name, person (the holder's
+    own) or face (another person's, matched by the live face)."""
+
+    kind: str
+    category: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything a crossing is judged on, gathered beforehand (border/crossings.py)."""
+
+    direction: Direction
+    day: date
+    document: MRZ | None
+    # Reasons found while reading the inputs: MRZ_INVALID, FACE_NOT_DETECTED/QUALITY_LOW.
+    input_reasons: Sequence[Reason]
+    holder_known: bool
+    enrolled_now: bool
+    distance: float | None
+    threshold: float
+    candidates: int
+    alerts: Sequence[Alert]
+    visas: Sequence[rules.Visa] = ()
+    history: Sequence[rules.Movement] = ()
+    accompanied: bool = False
+
+
+@dataclass(frozen=True)
+class Judgement:
+    reasons: list[Reason]
+    decision: Decision
+    figures: dict[str, object] = field(default_factory=dict)
+    visa_id: UUID | None = None
+
+    @property
+    def grounds(self) -> list[Reason]:
+        return [r for r in self.reasons if r.grounds_for_refusal]
+
+
+def judge(policy: Policy, facts: Facts) -> Judgement:
+    """Every reason of the crossing, in a fixed order: inputs, document change, face,
+    alerts, visa and stay rules, an entry already open."""
+    reasons = list(facts.input_reasons)
+    changed = facts.candidates > 0 and not facts.holder_known
+    if changed:
+        reasons.append(
+            Reason.of(
+                "DOCUMENT_CHANGED",
+                f"nobody holds this document, and the live face matches {facts.candidates} "
+                "enrolled person(s): an officer compares them and may link the document",
+            )
+        )
+    if facts.distance is not None and facts.distance > facts.threshold:
+        reasons.append(mismatch(facts.distance, facts.threshold))
+    reasons += alert_reasons(facts.alerts)
+    figures: dict[str, object] = {"rule_set": policy.rule_set, "direction": facts.direction}
+    visa_id = None
+    if facts.document is not None:
+        traveller = rules.Traveller(
+            nationality=facts.document.nationality,
+            birth_date=facts.document.birth_date,
+            document_expiry=facts.document.expiry_date,
+            known=facts.holder_known,
+        )
+        evaluate = rules.evaluate_entry if facts.direction == "entry" else rules.evaluate_exit
+        evaluation = evaluate(
+            policy, traveller, facts.visas, facts.history, facts.day, accompanied=facts.accompanied
+        )
+        reasons += [r for r in evaluation.reasons if not (changed and r.code in _UNKNOWN_HOLDER)]
+        figures, visa_id = evaluation.figures, evaluation.visa_id
+        before = [m for m in facts.history if m.on <= facts.day]
+        if facts.direction == "entry" and before and before[-1].direction == "entry":
+            reasons.append(entry_without_exit(before[-1].on.isoformat()))
+    return Judgement(reasons, decide(reasons), figures, visa_id)
+
+
+def alert_reasons(alerts: Sequence[Alert]) -> list[Reason]:
+    """One reason per code and category, in the order the alerts came."""
+    out: dict[tuple[str, str], Reason] = {}
+    for alert in alerts:
+        reason = _alert_reason(alert)
+        out.setdefault((reason.code, alert.category), reason)
+    return list(out.values())
+
+
+def _alert_reason(alert: Alert) -> Reason:
+    category = alert.category
+    if alert.kind == "name":
+        return Reason.of(
+            "NAME_ALERT", f"the name and birth date match a name alert ({category}); check"
+        )
+    if alert.kind == "face":
+        return Reason.of(
+            "WATCHLIST_HIT", f"the live face matches a person alert ({category}); compare"
+        )
+    if category == "entry_ban":
+        where = "document" if alert.kind == "document" else "traveller"
+        return Reason.of("ENTRY_BAN", f"the {where} is under an alert for refusal of entry")
+    if alert.kind == "document":
+        return Reason(
+            "DOCUMENT_ALERT",
+            f"the document is on an alert list ({category})",
+            category in DOCUMENT_CATEGORIES,
+        )
+    return Reason.of("WATCHLIST_HIT", f"the traveller has a person alert ({category})")
+
+
+def for_kiosk(reasons: Sequence[Reason]) -> list[Reason]:
+    """The reasons as a kiosk may show them: alert reasons become one SEE_OFFICER with no
+    category, so the traveller in front of the screen learns nothing of any alert."""
+    shown = [r for r in reasons if r.code not in ALERT_CODES]
+    if len(shown) < len(reasons):
+        shown.append(Reason.of("SEE_OFFICER", "please see an officer"))
+    return shown
+
+
+def decide(reasons: Sequence[Reason]) -> Decision:
     return "refer" if any(r.code not in RECORDED_ONLY for r in reasons) else "admit"
 
 

@@ -2,9 +2,11 @@
 embedded defaults, in a data directory of its own.
 
 The cast is the three people in the sample photographs (shared/faces), under made-up
-names and documents: a visa-exempt visitor first seen at a kiosk, a visa holder whose
-passport an impostor tries to use, and a minor without a visa. The run prints every
-crossing with its decision and reasons, the overstayers, and the audit-chain check.
+names and documents: a visa-exempt visitor first seen at a kiosk, who leaves on a renewed
+passport that an officer links to his record, a visa holder whose passport an impostor
+tries to use and who later shows a passport on the stolen list, and a minor without a
+visa. The run prints every crossing with its decision and reasons, the overstayers, and
+the audit-chain check.
 """
 
 import shutil
@@ -108,15 +110,30 @@ class Demo:
         )
         return result
 
-    def resolve(self, crossing: dict[str, Any], outcome: str, note: str) -> None:
+    def resolve(self, crossing: dict[str, Any], outcome: str, note: str, **more: Any) -> None:
+        """An officer's resolution; a refusal names its Annex V grounds (``grounds``)."""
         self.call(
             "POST",
             f"/v1/crossings/{crossing['crossing_id']}/resolution",
             "officer",
-            json={"outcome": outcome, "note": note},
+            json={"outcome": outcome, "note": note, **more},
         )
         when = crossing["at"][11:16]
-        print(f"  officer resolves the {crossing['direction']} of {when}: {outcome} ({note})")
+        grounds = f" on grounds {','.join(more['grounds'])}" if "grounds" in more else ""
+        link = " and links the new passport" if "link_person_id" in more else ""
+        print(
+            f"  officer resolves the {crossing['direction']} of {when}: "
+            f"{outcome}{grounds}{link} ({note})"
+        )
+
+    def officer_view(self, crossing: dict[str, Any]) -> dict[str, Any]:
+        """The crossing as the officer's queue shows it (candidates and alert reasons,
+        which the kiosk never sees)."""
+        queue = self.call("GET", "/v1/crossings", "officer")
+        found: dict[str, Any] = next(
+            c for c in queue if c["crossing_id"] == crossing["crossing_id"]
+        )
+        return found
 
 
 @contextmanager
@@ -202,13 +219,44 @@ def _play(demo: Demo) -> int:
     alone = demo.cross(
         "Lin, alone, no visa", lin, lin.photo, "entry", start + timedelta(minutes=20)
     )
-    demo.resolve(impostor, "refuse", "face does not match the passport; passport retained")
-    demo.resolve(alone, "refuse", "minor without visa or guardian; returned with the airline")
+    demo.resolve(
+        impostor, "refuse", "face does not match the passport; passport retained", grounds=["B"]
+    )
+    demo.resolve(
+        alone, "refuse", "minor without visa or guardian; returned with the airline",
+        grounds=["C"],
+    )  # fmt: skip
+    stolen = {"kind": "document", "issuing_state": "KEN", "document_number": "KE0000999",
+              "category": "lost_stolen_document", "note": "reported stolen in Nairobi"}  # fmt: skip
+    demo.call("POST", "/v1/alerts", "officer", json=stolen)
+    print("  officer records passport KEN KE0000999 as stolen (a document alert)")
+    thief = Traveller("Joe Sample", "biden.jpg", "KEN", "KE0000999", date(1962, 11, 20))
+    on_stolen = demo.cross("Joe on a stolen passport", thief, "biden.jpg", "entry",
+                           start + timedelta(minutes=40))  # fmt: skip
+    seen = [r["code"] for r in demo.officer_view(on_stolen)["reasons"]]
+    print(f"  the kiosk shows SEE_OFFICER; the officer sees {', '.join(seen)}")
+    demo.resolve(on_stolen, "refuse", "passport on the stolen list; seized", grounds=["A", "B"])
     watch = {"person_id": joe_id, "reason": "liaison officer alert"}
     demo.call("POST", "/v1/watchlist", "officer", json=watch)
     print("  officer puts Joe on the watchlist")
     demo.cross("Joe, leaving", joe, "biden.jpg", "exit", start + timedelta(hours=4))
-    demo.cross("Barack, leaving", barack, "obama2.jpg", "exit", start + timedelta(hours=5))
+    # Barack renewed his passport at his embassy: the kiosk does not know the new number,
+    # but his face matches his enrolled record.
+    renewed = Traveller("Barack Example", "obama2.jpg", "USA", "US7654321", date(1961, 8, 4))
+    leaving = demo.cross(
+        "Barack, new passport", renewed, "obama2.jpg", "exit", start + timedelta(hours=5)
+    )
+    candidate = demo.officer_view(leaving)["candidates"][0]["person_id"]
+    demo.resolve(
+        leaving, "admit", "same person as the enrolled record; passport renewed at the embassy",
+        link_person_id=candidate,
+    )  # fmt: skip
+    history = demo.call("GET", "/v1/crossings", "officer", params={"person_id": candidate})
+    admitted = [c for c in history if c["decision"] == "admit" or c["resolution"]]
+    print(
+        f"  Barack's record now holds {len(admitted)} crossings across both passports; "
+        f"the exit counts {history[-1]['stay']['days_used']} days used"
+    )
 
     header = ("at (UTC)", "traveller", "way", "decision", "reasons")
     print("\n" + "  ".join(f"{h:<{w}}" for h, w in zip(header, WIDTHS, strict=True)))

@@ -1,10 +1,11 @@
 """Schemas of the routes border/ serves directly: health, API clients, key rotation."""
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 Role = Literal["kiosk", "officer", "consular", "auditor", "admin"]
 
@@ -53,8 +54,16 @@ class Match(BaseModel):
     matched: bool
 
 
+Outcome = Literal["admit", "refuse", "protection"]
+# Schengen Borders Code Annex V Part B: the letters of the standard refusal form.
+Ground = Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
+ProtectionFlag = Literal["asylum_request", "possible_trafficking_victim", "unaccompanied_minor"]
+
+
 class Resolution(BaseModel):
-    outcome: Literal["admit", "refuse"]
+    outcome: Outcome
+    grounds: list[str] | None = None
+    protection: list[str] | None = None
     note: str | None
     resolved_by: str
     resolved_at: datetime
@@ -73,14 +82,50 @@ class CrossingOut(BaseModel):
     rule_set: str
     visa_id: UUID | None
     accompanied_by: UUID | None
+    candidates: list[dict[str, Any]] | None = Field(
+        default=None, description="DOCUMENT_CHANGED: the enrolled persons the face matches"
+    )
     resolution: Resolution | None = None
 
 
 class ResolutionIn(BaseModel):
+    """An officer's resolution: ``refuse`` names its grounds (Annex V letters), ``protection``
+    its flags; ``link_person_id`` joins a changed document to one of the candidates."""
+
     model_config = ConfigDict(extra="forbid")
 
-    outcome: Literal["admit", "refuse"]
+    outcome: Outcome
     note: str = Field(min_length=1, max_length=2000)
+    grounds: list[Ground] | None = Field(default=None, min_length=1, max_length=10)
+    protection: list[ProtectionFlag] | None = Field(default=None, min_length=1, max_length=3)
+    link_person_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _outcome_fields(self) -> Self:
+        if self.outcome == "refuse" and not self.grounds:
+            raise PydanticCustomError(
+                "grounds_required",
+                "a refusal names its grounds: the letters A-J of the standard form",
+                {"field": "grounds"},
+            )
+        if self.outcome != "refuse" and self.grounds:
+            raise PydanticCustomError(
+                "grounds_not_allowed", "grounds go only with a refusal", {"field": "grounds"}
+            )
+        if self.outcome == "protection" and not self.protection:
+            raise PydanticCustomError(
+                "protection_required",
+                "a protection hand-over names its flags (asylum_request, "
+                "possible_trafficking_victim, unaccompanied_minor)",
+                {"field": "protection"},
+            )
+        if self.outcome != "protection" and self.protection:
+            raise PydanticCustomError(
+                "protection_not_allowed",
+                "protection flags go only with the protection outcome",
+                {"field": "protection"},
+            )
+        return self
 
 
 class StayOut(BaseModel):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from psycopg.rows import class_row
@@ -37,6 +37,10 @@ class CrossingRow:
     resolution_note: bytes | None = None
     resolved_by: str | None = None
     resolved_at: datetime | None = None
+    grounds: list[str] | None = None
+    protection: list[str] | None = None
+    candidates: list[dict[str, Any]] | None = None
+    document_sealed: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -58,45 +62,44 @@ def lock_traveller(conn: Conn, key: bytes) -> None:
 
 
 def insert(conn: Conn, row: CrossingRow) -> None:
-    values = vars(row) | {"reasons": Jsonb(row.reasons), "figures": Jsonb(row.figures)}
+    values = vars(row) | {
+        "reasons": Jsonb(row.reasons),
+        "figures": Jsonb(row.figures),
+        "candidates": None if row.candidates is None else Jsonb(row.candidates),
+    }
     conn.execute(
         "INSERT INTO crossings (id, person_id, document_index, direction, border_point, at, day,"
         " decision, reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-        " accompanied_by, recorded_by, recorded_at) VALUES (%(id)s, %(person_id)s,"
-        " %(document_index)s, %(direction)s, %(border_point)s, %(at)s, %(day)s, %(decision)s,"
-        " %(reasons)s, %(match_distance)s, %(match_threshold)s, %(figures)s, %(rule_set)s,"
-        " %(visa_id)s, %(accompanied_by)s, %(recorded_by)s, %(recorded_at)s)",
+        " accompanied_by, recorded_by, recorded_at, candidates, document_sealed) VALUES (%(id)s,"
+        " %(person_id)s, %(document_index)s, %(direction)s, %(border_point)s, %(at)s, %(day)s,"
+        " %(decision)s, %(reasons)s, %(match_distance)s, %(match_threshold)s, %(figures)s,"
+        " %(rule_set)s, %(visa_id)s, %(accompanied_by)s, %(recorded_by)s, %(recorded_at)s,"
+        " %(candidates)s, %(document_sealed)s)",
         values,
     )
+
+
+_SELECT: Final = (
+    "SELECT id, person_id, document_index, direction, border_point, at, day, decision, reasons,"
+    " match_distance, match_threshold, figures, rule_set, visa_id, accompanied_by, recorded_by,"
+    " recorded_at, outcome, resolution_note, resolved_by, resolved_at, grounds, protection,"
+    " candidates, document_sealed FROM crossings"
+)
 
 
 def get(conn: Conn, crossing_id: UUID, *, lock: bool = False) -> CrossingRow | None:
     with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
         if lock:
             return cur.execute(
-                "SELECT id, person_id, document_index, direction, border_point, at, day,"
-                " decision, reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-                " accompanied_by, recorded_by, recorded_at, outcome, resolution_note,"
-                " resolved_by, resolved_at FROM crossings WHERE id = %(id)s FOR UPDATE",
-                {"id": crossing_id},
+                _SELECT + " WHERE id = %(id)s FOR UPDATE", {"id": crossing_id}
             ).fetchone()
-        return cur.execute(
-            "SELECT id, person_id, document_index, direction, border_point, at, day, decision,"
-            " reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-            " accompanied_by, recorded_by, recorded_at, outcome, resolution_note, resolved_by,"
-            " resolved_at FROM crossings WHERE id = %(id)s",
-            {"id": crossing_id},
-        ).fetchone()
+        return cur.execute(_SELECT + " WHERE id = %(id)s", {"id": crossing_id}).fetchone()
 
 
 def of_person(conn: Conn, person_id: UUID) -> list[CrossingRow]:
     with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
         return cur.execute(
-            "SELECT id, person_id, document_index, direction, border_point, at, day, decision,"
-            " reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-            " accompanied_by, recorded_by, recorded_at, outcome, resolution_note, resolved_by,"
-            " resolved_at FROM crossings WHERE person_id = %(p)s ORDER BY at, recorded_at",
-            {"p": person_id},
+            _SELECT + " WHERE person_id = %(p)s ORDER BY at, recorded_at", {"p": person_id}
         ).fetchall()
 
 
@@ -104,10 +107,7 @@ def open_referrals(conn: Conn, border_point: str | None, limit: int) -> list[Cro
     """Referred crossings no officer has resolved yet, oldest first."""
     with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
         return cur.execute(
-            "SELECT id, person_id, document_index, direction, border_point, at, day, decision,"
-            " reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-            " accompanied_by, recorded_by, recorded_at, outcome, resolution_note, resolved_by,"
-            " resolved_at FROM crossings WHERE decision = 'refer' AND outcome IS NULL"
+            _SELECT + " WHERE decision = 'refer' AND outcome IS NULL"
             " AND (%(bp)s::text IS NULL OR border_point = %(bp)s) ORDER BY at LIMIT %(n)s",
             {"bp": border_point, "n": limit},
         ).fetchall()
@@ -124,13 +124,84 @@ def movements(conn: Conn, person_id: UUID) -> list[MovementRow]:
 
 
 def resolve(
-    conn: Conn, crossing_id: UUID, outcome: str, note: bytes, by: str, at: datetime
+    conn: Conn,
+    crossing_id: UUID,
+    outcome: str,
+    note: bytes,
+    by: str,
+    at: datetime,
+    *,
+    grounds: list[str] | None = None,
+    protection: list[str] | None = None,
 ) -> None:
     conn.execute(
         "UPDATE crossings SET outcome = %(o)s, resolution_note = %(n)s, resolved_by = %(by)s,"
-        " resolved_at = %(at)s WHERE id = %(id)s",
-        {"id": crossing_id, "o": outcome, "n": note, "by": by, "at": at},
-    )
+        " resolved_at = %(at)s, grounds = %(g)s, protection = %(p)s WHERE id = %(id)s",
+        {
+            "id": crossing_id, "o": outcome, "n": note, "by": by, "at": at,
+            "g": grounds, "p": protection,
+        },
+    )  # fmt: skip
+
+
+def link(
+    conn: Conn,
+    crossing_id: UUID,
+    person_id: UUID,
+    *,
+    visa_id: UUID | None,
+    figures: dict[str, Any],
+    distance: float | None,
+    threshold: float | None,
+) -> None:
+    """Attach a DOCUMENT_CHANGED crossing to the person an officer linked it to, with the
+    figures and visa of its re-evaluation as theirs."""
+    conn.execute(
+        "UPDATE crossings SET person_id = %(p)s, visa_id = %(v)s, figures = %(f)s,"
+        " match_distance = %(d)s, match_threshold = %(t)s WHERE id = %(id)s",
+        {
+            "id": crossing_id, "p": person_id, "v": visa_id, "f": Jsonb(figures),
+            "d": distance, "t": threshold,
+        },
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AdmittedRow:
+    id: UUID
+    direction: str
+    at: datetime
+    recorded_at: datetime
+
+
+def admitted_of(conn: Conn, person_id: UUID) -> list[AdmittedRow]:
+    """The person's admitted crossings with their ids and times, oldest first."""
+    with conn.cursor(row_factory=class_row(AdmittedRow)) as cur:
+        return cur.execute(
+            "SELECT id, direction, at, recorded_at FROM crossings WHERE person_id = %(p)s"
+            " AND (decision = 'admit' OR outcome = 'admit') ORDER BY at, recorded_at",
+            {"p": person_id},
+        ).fetchall()
+
+
+def admitted_person_of(
+    conn: Conn,
+    crossing_id: UUID,
+    *,
+    border_point: str,
+    direction: str,
+    since: datetime,
+    until: datetime,
+) -> UUID | None:
+    """The person of an admitted crossing at this point, in this direction, made between
+    ``since`` and ``until``; None for any other crossing."""
+    row = conn.execute(
+        "SELECT person_id FROM crossings WHERE id = %(id)s AND border_point = %(bp)s"
+        " AND direction = %(d)s AND at BETWEEN %(since)s AND %(until)s"
+        " AND person_id IS NOT NULL AND (decision = 'admit' OR outcome = 'admit')",
+        {"id": crossing_id, "bp": border_point, "d": direction, "since": since, "until": until},
+    ).fetchone()
+    return None if row is None else UUID(str(row[0]))
 
 
 def persons_inside(conn: Conn, on: date) -> list[UUID]:

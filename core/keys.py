@@ -79,6 +79,9 @@ class Keyring:
         self.blind_index_key = crypto.derive(root, "blind-index")
         self.audit_chain_key = crypto.derive(root, "audit-chain")
         self.snapshot_key = crypto.derive(root, "gallery-snapshot")
+        # Document and name alerts belong to no person: their contents are sealed under a
+        # key of their own, derived like the others, so a bulk list needs no key per row.
+        self.alert_key = crypto.derive(root, "alert-contents")
 
     @classmethod
     def open(cls, conn: Conn, settings: Settings) -> "Keyring":

@@ -1,13 +1,26 @@
 """Routes of enrollment/: persons and captures, identify, verify, watchlist, erasure."""
 
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    File,
+    Form,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 
-from core.auth import Admin, ConsularOrOfficer, KioskOrOfficer, Officer
+from core.auth import Admin, Auditor, ConsularOrOfficer, KioskOrOfficer, Officer
+from core.errors import InvalidRequest
 from core.runtime import RuntimeDep
-from enrollment import models, service
+from enrollment import alerts, models, service
 from enrollment.intake import ImageTooLarge
 
 router = APIRouter(tags=["enrollment"])
@@ -40,8 +53,71 @@ def create_person(
     principal: ConsularOrOfficer,
     rt: RuntimeDep,
     bio: BiometricsDep,
+    not_duplicate_of: Annotated[
+        list[UUID] | None,
+        Form(description="officers: dedup candidates compared and rejected (repeat the field)"),
+    ] = None,
+    note: Annotated[
+        str | None, Form(max_length=2000, description="why the candidates are not this person")
+    ] = None,
 ) -> models.PersonCreated:
-    return service.enroll(rt, bio, principal, image=read_image(image, rt), mrz_text=mrz)
+    override = None
+    if not_duplicate_of:
+        if note is None or not note.strip():
+            raise InvalidRequest("an enrollment over dedup candidates needs a `note`", field="note")
+        override = service.Override(frozenset(not_duplicate_of), note.strip())
+    elif note is not None:
+        raise InvalidRequest(
+            "`note` goes with `not_duplicate_of`, the candidates rejected", field="note"
+        )
+    return service.enroll(
+        rt, bio, principal, image=read_image(image, rt), mrz_text=mrz, override=override
+    )
+
+
+@router.get("/persons", name="persons.search")
+def search_persons(
+    principal: ConsularOrOfficer,
+    rt: RuntimeDep,
+    document: Annotated[str | None, Query(max_length=30, description="STATE:NUMBER")] = None,
+    surname: Annotated[str | None, Query(max_length=100)] = None,
+    given_names: Annotated[str | None, Query(max_length=100)] = None,
+    birth_date: Annotated[date | None, Query(description="YYYY-MM-DD")] = None,
+) -> models.PersonsFound:
+    return service.find_persons(
+        rt, principal, document=document, surname=surname, given_names=given_names,
+        birth_date=birth_date,
+    )  # fmt: skip
+
+
+@router.post(
+    "/persons/{person_id}/documents",
+    status_code=status.HTTP_201_CREATED,
+    name="documents.create",
+)
+def create_document(
+    person_id: UUID,
+    mrz: Annotated[str, Form(max_length=400, description="2 or 3 MRZ lines")],
+    principal: ConsularOrOfficer,
+    rt: RuntimeDep,
+    bio: BiometricsDep,
+    image: Annotated[
+        UploadFile | None, File(description="optional live face, verified 1:1 first")
+    ] = None,
+) -> models.DocumentCreated:
+    data = None if image is None else read_image(image, rt)
+    return service.add_document(rt, bio, principal, person_id, mrz_text=mrz, image=data)
+
+
+@router.post(
+    "/persons/{person_id}/guardians",
+    status_code=status.HTTP_201_CREATED,
+    name="guardians.create",
+)
+def create_guardian(
+    person_id: UUID, body: models.GuardianIn, principal: ConsularOrOfficer, rt: RuntimeDep
+) -> models.GuardianOut:
+    return service.add_guardian(rt, principal, person_id, body)
 
 
 @router.get("/persons/{person_id}", name="persons.read")
@@ -94,7 +170,7 @@ def verify(
 def add_to_watchlist(
     body: models.WatchlistIn, principal: Officer, rt: RuntimeDep, bio: BiometricsDep
 ) -> models.WatchlistCreated:
-    return service.watchlist_add(rt, bio, principal, body)
+    return service.watchlist_add(rt, bio, principal, body.person_id, reason=body.reason)
 
 
 @router.get("/watchlist", name="watchlist.read")
@@ -110,3 +186,42 @@ def remove_from_watchlist(
 ) -> Response:
     service.watchlist_remove(rt, bio, principal, entry_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/alerts", status_code=status.HTTP_201_CREATED, name="alerts.add")
+def add_alert(
+    body: Annotated[models.AlertIn, Body()],
+    principal: Officer,
+    rt: RuntimeDep,
+    bio: BiometricsDep,
+) -> models.AlertCreated:
+    return alerts.add(rt, bio, principal, body)
+
+
+@router.get("/alerts", name="alerts.read")
+def list_alerts(
+    principal: Officer,
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[str | None, Query(max_length=100, description="a page's next_after")] = None,
+) -> models.AlertsOut:
+    return alerts.list_alerts(rt, principal, limit=limit, after=after)
+
+
+@router.delete("/alerts/{alert_id}", status_code=status.HTTP_204_NO_CONTENT, name="alerts.remove")
+def remove_alert(
+    alert_id: UUID, principal: Officer, rt: RuntimeDep, bio: BiometricsDep
+) -> Response:
+    alerts.remove(rt, bio, principal, alert_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/dedup-overrides", name="dedup_overrides.read")
+def list_dedup_overrides(
+    principal: Auditor,
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[datetime | None, Query(description="decided before this instant")] = None,
+) -> list[models.OverrideOut]:
+    """Enrollments an officer made over dedup candidates: who, when, which candidates."""
+    return service.list_overrides(rt, principal, limit=limit, before=before)

@@ -1,7 +1,7 @@
 """Schemas of the enrollment routes."""
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,7 @@ from visa.models import VisaOut
 
 
 class DocumentOut(BaseModel):
+    document_id: UUID | None = None
     document_code: str
     issuing_state: str
     document_number: str
@@ -49,6 +50,7 @@ class PersonOut(BaseModel):
     documents: list[DocumentOut]
     captures: list[CaptureOut]
     visas: list[VisaOut]
+    guardians: list["GuardianOut"] = []
 
 
 class Candidate(BaseModel):
@@ -82,5 +84,123 @@ class WatchlistEntry(BaseModel):
     entry_id: UUID
     person_id: UUID
     reason: str
+    category: str
     added_by: str
     created_at: datetime
+
+
+class DocumentCreated(BaseModel):
+    person_id: UUID
+    document: DocumentOut
+
+
+class PersonRef(BaseModel):
+    person_id: UUID
+
+
+class PersonsFound(BaseModel):
+    persons: list[PersonRef]
+
+
+AlertCategory = Literal[
+    "lost_stolen_document",
+    "invalidated_document",
+    "entry_ban",
+    "wanted",
+    "missing_person",
+    "watch",
+]
+# A person is not a document: their alerts take the four categories about people.
+PersonCategory = Literal["entry_ban", "wanted", "missing_person", "watch"]
+IcaoCode = Annotated[str, Field(pattern=r"^[A-Z]{1,3}$")]
+Note = Annotated[str | None, Field(default=None, max_length=500)]
+
+
+class DocumentAlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["document"]
+    issuing_state: IcaoCode
+    document_number: str = Field(pattern=r"^[A-Z0-9]{1,20}$")
+    category: AlertCategory
+    note: Note = None
+
+
+class PersonAlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["person"]
+    person_id: UUID
+    category: PersonCategory
+    note: Note = None
+
+
+class NameAlertIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["name"]
+    surname: str = Field(min_length=1, max_length=100)
+    given_names: str = Field(default="", max_length=100)
+    birth_date: str = Field(
+        pattern=r"^\d{4}(-\d{2}-\d{2})?$", description="YYYY-MM-DD, or a bare YYYY"
+    )
+    category: AlertCategory
+    note: Note = None
+
+
+AlertIn = Annotated[DocumentAlertIn | PersonAlertIn | NameAlertIn, Field(discriminator="kind")]
+
+
+class AlertCreated(BaseModel):
+    alert_id: UUID
+    kind: str
+
+
+class AlertOut(BaseModel):
+    alert_id: UUID
+    kind: Literal["document", "person", "name"]
+    category: str
+    issuing_state: str | None = None
+    document_number: str | None = None
+    person_id: UUID | None = None
+    surname: str | None = None
+    given_names: str | None = None
+    birth_date: str | None = None
+    note: str | None = None
+    added_by: str
+    created_at: datetime
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut]
+    next_after: str | None
+
+
+class GuardianIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    guardian_person_id: UUID
+    relationship: Literal["parent", "legal_guardian", "authorised_adult"]
+    evidence: str = Field(min_length=1, max_length=500)
+    valid_until: date | None = None
+
+
+class GuardianOut(BaseModel):
+    guardian_link_id: UUID
+    minor_id: UUID
+    guardian_person_id: UUID
+    relationship: str
+    valid_until: date | None
+    created_at: datetime
+
+
+class OverrideOut(BaseModel):
+    override_id: UUID
+    person_id: UUID
+    capture_id: UUID
+    not_duplicate_of: list[UUID]
+    decided_by: str
+    decided_at: datetime
+
+
+PersonOut.model_rebuild()

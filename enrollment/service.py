@@ -3,6 +3,7 @@ erasure. Each runs in one transaction with its audit event; galleries are update
 the commit (the store is the truth; see enrollment/galleries.py)."""
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
@@ -13,15 +14,16 @@ from audit import service as audit_service
 from core import crypto
 from core.auth import Principal
 from core.db import Conn, transaction
-from core.errors import BorderError, NotFound
+from core.errors import BorderError, Forbidden, InvalidRequest, NotFound
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
-from enrollment import models, store
+from enrollment import indexes, models, store
 from enrollment.galleries import Galleries, open_templates, seal_template
 from enrollment.templates import FaceModel, Template
 from matching.gallery import Gallery, distance
+from visa import rules as visa_rules
 from visa import service as visa_service
-from visa.mrz import MRZ
+from visa.mrz import MRZ, normalise_name
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,16 @@ _DEDUP_CANDIDATES = 5
 class DuplicateIdentity(BorderError):
     code = "duplicate_identity"
     status = 409
+
+
+class AlreadyExists(BorderError):
+    code = "conflict"
+    status = 409
+
+
+class FaceMismatch(BorderError):
+    code = "face_mismatch"
+    status = 422
 
 
 @dataclass
@@ -84,7 +96,15 @@ def _data_key(rt: Runtime, conn: Conn, person_id: UUID) -> bytes:
 
 
 def document_blind_index(rt: Runtime, issuing_state: str, number: str) -> bytes:
-    return rt.keys.blind_index(f"{issuing_state}|{number}")
+    return indexes.document_index(rt.keys, issuing_state, number)
+
+
+def _name_index(rt: Runtime, surname: str, given_names: str, birth: date | None) -> bytes:
+    """A person's name index: their name as the MRZ gave it (already normalised: A-Z and
+    single spaces) with the full birth date, or none when it is unknown."""
+    return indexes.name_key(
+        rt.keys, surname, given_names, birth.isoformat() if birth is not None else ""
+    )
 
 
 def candidates(
@@ -139,10 +159,16 @@ def _insert_capture(
 
 
 def _refuse_duplicates(
-    rt: Runtime, bio: Biometrics, conn: Conn, template: Template, person_id: UUID | None
-) -> None:
+    rt: Runtime,
+    bio: Biometrics,
+    conn: Conn,
+    template: Template,
+    person_id: UUID | None,
+    overridden: frozenset[UUID] = frozenset(),
+) -> list[models.Candidate]:
     """Under the enrollment lock: bring the gallery up to date, then refuse the capture if
-    it lies within the dedup threshold of anyone but ``person_id``."""
+    it lies within the dedup threshold of anyone but ``person_id`` whom an officer has not
+    compared and rejected (``overridden``). Returns the overridden candidates found."""
     bio.galleries.catch_up(conn, rt.keys)
     found = [
         c
@@ -155,24 +181,44 @@ def _refuse_duplicates(
         )
         if c.person_id != person_id
     ]
-    if found:
+    if any(c.person_id not in overridden for c in found):
         raise DuplicateIdentity(
             "this face is already enrolled under another person",
             candidates=[c.model_dump(mode="json") for c in found],
         )
+    return found
 
 
 def _station(principal: Principal) -> str:
     return principal.border_point or principal.role
 
 
+@dataclass(frozen=True)
+class Override:
+    """An officer's adjudication of a dedup match: the candidates compared and rejected."""
+
+    not_duplicate_of: frozenset[UUID]
+    note: str
+
+
 def enroll(
-    rt: Runtime, bio: Biometrics, principal: Principal, *, image: bytes, mrz_text: str
+    rt: Runtime,
+    bio: Biometrics,
+    principal: Principal,
+    *,
+    image: bytes,
+    mrz_text: str,
+    override: Override | None = None,
 ) -> models.PersonCreated:
-    """A new person from a travel document's MRZ and a face capture."""
+    """A new person from a travel document's MRZ and a face capture; with ``override``
+    (officers only), over the dedup candidates the officer rejected."""
+    if override is not None and principal.role != "officer":
+        raise Forbidden("only an officer may enroll over dedup candidates (not_duplicate_of)")
     document = visa_service.read_mrz(mrz_text)
     capture = capture_mod.analyse(bio.model, image, rt.settings)
-    return enroll_document(rt, bio, principal, document=document, image=image, capture=capture)
+    return enroll_document(
+        rt, bio, principal, document=document, image=image, capture=capture, override=override
+    )
 
 
 def enroll_document(
@@ -183,12 +229,14 @@ def enroll_document(
     document: MRZ,
     image: bytes,
     capture: capture_mod.Capture,
+    override: Override | None = None,
 ) -> models.PersonCreated:
     """Write a person, their document and first capture, once dedup has passed."""
     with transaction(rt.pool) as conn:
         created, seq = enroll_in(
-            rt, bio, conn, principal, document=document, image=image, capture=capture
-        )
+            rt, bio, conn, principal, document=document, image=image, capture=capture,
+            override=override,
+        )  # fmt: skip
     bio.galleries.add([seq], [capture.face.template], set())
     return created
 
@@ -203,6 +251,7 @@ def enroll_in(
     image: bytes,
     capture: capture_mod.Capture,
     station: str | None = None,
+    override: Override | None = None,
 ) -> tuple[models.PersonCreated, int]:
     """Enroll inside the caller's transaction (a crossing enrolls a first-time visitor in
     its own). Refuses a known document or face with DuplicateIdentity before writing
@@ -217,7 +266,10 @@ def enroll_in(
             "this document is already enrolled",
             candidates=[{"person_id": str(holder), "match": "document"}],
         )
-    _refuse_duplicates(rt, bio, conn, capture.face.template, None)
+    rejected = _refuse_duplicates(
+        rt, bio, conn, capture.face.template, None,
+        override.not_duplicate_of if override else frozenset(),
+    )  # fmt: skip
     key = rt.keys.data_key(conn, person_id, create=True)
     assert key is not None
     values = {
@@ -235,6 +287,7 @@ def enroll_in(
             status="active",
             created_at=now,
             updated_at=now,
+            name_index=_name_index(rt, document.surname, document.given_names, document.birth_date),
             **{f: _seal(key, "persons", f, person_id, values[f]) for f in _PERSON_FIELDS},
         ),
     )
@@ -254,6 +307,22 @@ def enroll_in(
     capture_id, seq = _insert_capture(
         rt, conn, key, person_id, image, capture, station or _station(principal)
     )
+    detail: dict[str, object] = {"capture_id": str(capture_id), "document_id": str(document_id)}
+    if rejected and override is not None:
+        override_id = uuid4()
+        store.insert_override(
+            conn,
+            store.OverrideRow(
+                id=override_id,
+                person_id=person_id,
+                capture_id=capture_id,
+                candidates=[c.person_id for c in rejected],
+                note=_seal(key, "dedup_overrides", "note", override_id, override.note),
+                decided_by=principal.actor,
+                decided_at=now,
+            ),
+        )
+        detail["not_duplicate_of"] = [str(c.person_id) for c in rejected]
     audit_service.record(
         conn,
         rt.keys,
@@ -261,18 +330,13 @@ def enroll_in(
         "persons.create",
         resource_type="person",
         resource_id=person_id,
-        detail={"capture_id": str(capture_id), "document_id": str(document_id)},
+        detail=detail,
     )
     created = models.PersonCreated(
         person_id=person_id,
         capture_id=capture_id,
         quality=capture.quality_report(),
-        document=models.DocumentOut(
-            document_code=document.document_code,
-            issuing_state=document.issuing_state,
-            document_number=document.document_number,
-            expiry_date=document.expiry_date,
-        ),
+        document=_document_out(document, document_id),
     )
     return created, seq
 
@@ -315,6 +379,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
         fields = {f: _open(key, "persons", f, person_id, getattr(row, f)) for f in _PERSON_FIELDS}
         documents = [
             models.DocumentOut(
+                document_id=d.id,
                 document_code=d.document_code,
                 issuing_state=d.issuing_state,
                 document_number=_open(key, "documents", "number", d.id, d.number),
@@ -330,6 +395,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
         ]
         watchlisted = store.is_watchlisted(conn, person_id)
         visas = visa_service.visas_of(conn, person_id)
+        links = guardians(conn, person_id)
         audit_service.record(
             conn, rt.keys, principal, "persons.read", resource_type="person", resource_id=person_id
         )
@@ -346,6 +412,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
         documents=documents,
         captures=captures,
         visas=visas,
+        guardians=links,
     )
 
 
@@ -421,57 +488,77 @@ def verify(
 
 
 def watchlist_add(
-    rt: Runtime, bio: Biometrics, principal: Principal, body: models.WatchlistIn
+    rt: Runtime,
+    bio: Biometrics,
+    principal: Principal,
+    person_id: UUID,
+    *,
+    reason: str,
+    category: str = "watch",
 ) -> models.WatchlistCreated:
+    """A person alert: a watchlist entry with its category; the person's captures join the
+    watchlist gallery."""
     entry_id = uuid4()
     with transaction(rt.pool) as conn:
-        if store.get_person(conn, body.person_id, lock=True) is None:
-            raise NotFound("person", body.person_id)
-        key = _data_key(rt, conn, body.person_id)
+        if store.get_person(conn, person_id, lock=True) is None:
+            raise NotFound("person", person_id)
+        key = _data_key(rt, conn, person_id)
         store.insert_watchlist(
             conn,
             store.WatchlistRow(
                 id=entry_id,
-                person_id=body.person_id,
-                reason=_seal(key, "watchlist", "reason", entry_id, body.reason),
+                person_id=person_id,
+                reason=_seal(key, "watchlist", "reason", entry_id, reason),
                 added_by=principal.actor,
                 active=True,
                 created_at=_now(),
                 deactivated_at=None,
+                category=category,
             ),
         )
-        seqs, templates = open_templates(rt.keys, store.templates_of(conn, body.person_id))
+        seqs, templates = open_templates(rt.keys, store.templates_of(conn, person_id))
         audit_service.record(
             conn,
             rt.keys,
             principal,
             "watchlist.add",
             resource_type="person",
-            resource_id=body.person_id,
-            detail={"entry_id": str(entry_id)},
+            resource_id=person_id,
+            detail={"entry_id": str(entry_id), "category": category},
         )
     bio.galleries.add(seqs, templates, set(seqs))
     return models.WatchlistCreated(entry_id=entry_id)
 
 
+def _entry(rt: Runtime, conn: Conn, row: store.WatchlistRow) -> models.WatchlistEntry:
+    key = _data_key(rt, conn, row.person_id)
+    return models.WatchlistEntry(
+        entry_id=row.id,
+        person_id=row.person_id,
+        reason=_open(key, "watchlist", "reason", row.id, row.reason),
+        category=row.category,
+        added_by=row.added_by,
+        created_at=row.created_at,
+    )
+
+
 def watchlist_list(rt: Runtime, principal: Principal) -> list[models.WatchlistEntry]:
     with transaction(rt.pool) as conn:
-        entries = []
-        for row in store.active_watchlist(conn):
-            key = _data_key(rt, conn, row.person_id)
-            entries.append(
-                models.WatchlistEntry(
-                    entry_id=row.id,
-                    person_id=row.person_id,
-                    reason=_open(key, "watchlist", "reason", row.id, row.reason),
-                    added_by=row.added_by,
-                    created_at=row.created_at,
-                )
-            )
+        entries = [_entry(rt, conn, row) for row in store.active_watchlist(conn)]
         audit_service.record(
             conn, rt.keys, principal, "watchlist.read", detail={"entries": len(entries)}
         )
     return entries
+
+
+def watchlist_entries(
+    rt: Runtime, conn: Conn, limit: int, after_at: datetime | None, after_id: UUID | None
+) -> list[models.WatchlistEntry]:
+    """A page of active person alerts in the caller's transaction; the caller audits."""
+    return [
+        _entry(rt, conn, row)
+        for row in store.active_watchlist_page(conn, limit, after_at, after_id)
+    ]
 
 
 def watchlist_remove(rt: Runtime, bio: Biometrics, principal: Principal, entry_id: UUID) -> None:
@@ -514,6 +601,11 @@ def watchlist_hits(
     return [c for c in found if c.person_id in active]
 
 
+def holder_of(conn: Conn, document_index: bytes) -> UUID | None:
+    """The holder of the document with this blind index."""
+    return store.person_by_blind_index(conn, document_index)
+
+
 def person_by_document(rt: Runtime, conn: Conn, issuing_state: str, number: str) -> UUID | None:
     """The holder of a document, found through its blind index without decrypting."""
     return store.person_by_blind_index(conn, document_blind_index(rt, issuing_state, number))
@@ -542,3 +634,395 @@ def person_facts(rt: Runtime, conn: Conn, person_id: UUID) -> PersonFacts | None
 
 def is_watchlisted(conn: Conn, person_id: UUID) -> bool:
     return store.is_watchlisted(conn, person_id)
+
+
+def _document_out(document: MRZ, document_id: UUID | None = None) -> models.DocumentOut:
+    return models.DocumentOut(
+        document_id=document_id,
+        document_code=document.document_code,
+        issuing_state=document.issuing_state,
+        document_number=document.document_number,
+        expiry_date=document.expiry_date,
+    )
+
+
+def add_document_in(rt: Runtime, conn: Conn, person_id: UUID, document: MRZ) -> models.DocumentOut:
+    """Join a document to a person inside the caller's transaction (the caller holds the
+    person and audits): 409 when anyone holds it already."""
+    store.lock_enrollment(conn)
+    index = document_blind_index(rt, document.issuing_state, document.document_number)
+    holder = store.person_by_blind_index(conn, index)
+    if holder == person_id:
+        raise AlreadyExists("this person holds this document already")
+    if holder is not None:
+        raise DuplicateIdentity(
+            "this document is held by another person",
+            candidates=[{"person_id": str(holder), "match": "document"}],
+        )
+    key = _data_key(rt, conn, person_id)
+    document_id = uuid4()
+    store.insert_document(
+        conn,
+        store.DocumentRow(
+            id=document_id,
+            person_id=person_id,
+            document_code=document.document_code,
+            issuing_state=document.issuing_state,
+            expiry_date=document.expiry_date,
+            number=_seal(key, "documents", "number", document_id, document.document_number),
+            blind_index=index,
+            created_at=_now(),
+        ),
+    )
+    return _document_out(document, document_id)
+
+
+def add_document(
+    rt: Runtime,
+    bio: Biometrics,
+    principal: Principal,
+    person_id: UUID,
+    *,
+    mrz_text: str,
+    image: bytes | None,
+) -> models.DocumentCreated:
+    """Another document of a person (a renewed passport, a second nationality). With a live
+    image, the face is first verified 1:1 against the person's captures (422
+    ``face_mismatch`` beyond the verify threshold)."""
+    document = visa_service.read_mrz(mrz_text)
+    capture = None if image is None else capture_mod.analyse(bio.model, image, rt.settings)
+    threshold = rt.settings.verify_threshold
+    with transaction(rt.pool) as conn:
+        if store.get_person(conn, person_id, lock=True) is None:
+            raise NotFound("person", person_id)
+        distance = None
+        if capture is not None:
+            distance = verify_template(rt, conn, person_id, capture.face.template)
+            if distance > threshold:
+                raise FaceMismatch(
+                    "the face does not match the person's enrolled captures",
+                    field="image",
+                    distance=round(distance, 4),
+                    threshold=threshold,
+                )
+        out = add_document_in(rt, conn, person_id, document)
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "documents.create",
+            resource_type="person",
+            resource_id=person_id,
+            detail={
+                "document_id": str(out.document_id),
+                "verified": distance is not None,
+                "distance": None if distance is None else round(distance, 4),
+            },
+        )
+    return models.DocumentCreated(person_id=person_id, document=out)
+
+
+def find_persons(
+    rt: Runtime,
+    principal: Principal,
+    *,
+    document: str | None,
+    surname: str | None,
+    given_names: str | None,
+    birth_date: date | None,
+) -> models.PersonsFound:
+    """Persons by a document (``STATE:NUMBER``) or by name and birth date, through blind
+    indexes only. A name is compared after ICAO normalisation, also in the forms an MRZ
+    truncates it to."""
+    by_name = surname is not None or given_names is not None or birth_date is not None
+    if (document is None) == (not by_name):
+        raise InvalidRequest(
+            "search by `document` (STATE:NUMBER) or by `surname`, `given_names` and "
+            "`birth_date`, not both",
+            field="document",
+        )
+    if document is not None:
+        state, _, number = document.strip().upper().partition(":")
+        if not re.fullmatch(r"[A-Z]{1,3}", state) or not re.fullmatch(r"[A-Z0-9]{1,20}", number):
+            raise InvalidRequest(
+                "document must be STATE:NUMBER, e.g. UTO:L898902C3", field="document"
+            )
+        keys = [document_blind_index(rt, state, number)]
+    else:
+        if surname is None or birth_date is None:
+            field = "surname" if surname is None else "birth_date"
+            raise InvalidRequest(
+                "a search by name needs `surname` and `birth_date` (YYYY-MM-DD)", field=field
+            )
+        names = {}
+        for field, value in (("surname", surname), ("given_names", given_names or "")):
+            try:
+                names[field] = normalise_name(value)
+            except ValueError:
+                raise InvalidRequest(
+                    f"{field} holds characters no MRZ can print", field=field
+                ) from None
+        keys = indexes.name_keys(
+            rt.keys, names["surname"], names["given_names"], birth_date.isoformat()
+        )
+    with transaction(rt.pool) as conn:
+        if document is not None:
+            holder = store.person_by_blind_index(conn, keys[0])
+            found = [] if holder is None else [holder]
+        else:
+            found = store.persons_by_name_index(conn, keys)
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "persons.search",
+            detail={"by": "document" if document else "name", "found": [str(p) for p in found]},
+        )
+    return models.PersonsFound(persons=[models.PersonRef(person_id=p) for p in found])
+
+
+def index_names(rt: Runtime, page: int = 1000) -> int:
+    """Give a name index to persons enrolled before names were indexed (run at start-up;
+    nothing to do on a store that has them all). Returns how many were indexed."""
+    done = 0
+    while True:
+        with transaction(rt.pool) as conn:
+            rows = store.persons_without_name_index(conn, page)
+            for row in rows:
+                key = rt.keys.data_key(conn, row.id)
+                if key is None or row.surname is None or row.given_names is None:
+                    continue
+                birth = _open(key, "persons", "birth_date", row.id, row.birth_date or b"")
+                store.set_name_index(
+                    conn,
+                    row.id,
+                    _name_index(
+                        rt,
+                        _open(key, "persons", "surname", row.id, row.surname),
+                        _open(key, "persons", "given_names", row.id, row.given_names),
+                        date.fromisoformat(birth) if birth else None,
+                    ),
+                )
+        done += len(rows)
+        if len(rows) < page:
+            return done
+
+
+def add_guardian(
+    rt: Runtime, principal: Principal, minor_id: UUID, body: models.GuardianIn
+) -> models.GuardianOut:
+    """Record that ``guardian_person_id`` may accompany the minor; an authorised adult's
+    link must end (``valid_until``)."""
+    if body.relationship == "authorised_adult" and body.valid_until is None:
+        raise InvalidRequest(
+            "an authorised adult's link must carry valid_until", field="valid_until"
+        )
+    if body.guardian_person_id == minor_id:
+        raise InvalidRequest("a person cannot be their own guardian", field="guardian_person_id")
+    link_id, now = uuid4(), _now()
+    with transaction(rt.pool) as conn:
+        if store.get_person(conn, minor_id, lock=True) is None:
+            raise NotFound("person", minor_id)
+        if store.get_person(conn, body.guardian_person_id) is None:
+            raise NotFound("person", body.guardian_person_id)
+        key = _data_key(rt, conn, minor_id)
+        store.insert_guardian(
+            conn,
+            store.GuardianRow(
+                id=link_id,
+                minor_id=minor_id,
+                guardian_id=body.guardian_person_id,
+                relationship=body.relationship,
+                evidence=_seal(key, "guardians", "evidence", link_id, body.evidence),
+                valid_until=body.valid_until,
+                created_by=principal.actor,
+                created_at=now,
+            ),
+        )
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "guardians.create",
+            resource_type="person",
+            resource_id=minor_id,
+            detail={
+                "guardian_link_id": str(link_id),
+                "guardian_person_id": str(body.guardian_person_id),
+                "relationship": body.relationship,
+            },
+        )
+    return models.GuardianOut(
+        guardian_link_id=link_id,
+        minor_id=minor_id,
+        guardian_person_id=body.guardian_person_id,
+        relationship=body.relationship,
+        valid_until=body.valid_until,
+        created_at=now,
+    )
+
+
+def guardians(conn: Conn, minor_id: UUID) -> list[models.GuardianOut]:
+    return [
+        models.GuardianOut(
+            guardian_link_id=g.id,
+            minor_id=g.minor_id,
+            guardian_person_id=g.guardian_id,
+            relationship=g.relationship,
+            valid_until=g.valid_until,
+            created_at=g.created_at,
+        )
+        for g in store.guardians_of(conn, minor_id)
+    ]
+
+
+def list_overrides(
+    rt: Runtime, principal: Principal, *, limit: int, before: datetime | None
+) -> list[models.OverrideOut]:
+    """Enrollments made over dedup candidates, newest first: who, when, which candidates."""
+    with transaction(rt.pool) as conn:
+        rows = store.overrides(conn, limit, before)
+        audit_service.record(
+            conn, rt.keys, principal, "dedup_overrides.read", detail={"overrides": len(rows)}
+        )
+    return [
+        models.OverrideOut(
+            override_id=r.id,
+            person_id=r.person_id,
+            capture_id=r.capture_id,
+            not_duplicate_of=r.candidates,
+            decided_by=r.decided_by,
+            decided_at=r.decided_at,
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class AlertFact:
+    """An alert that bears on a traveller: its kind (``document``, ``name``, ``person`` for
+    the holder's own person alerts, ``face`` for another person's whom the live face
+    matches on the watchlist) and its category. Never its note."""
+
+    kind: str
+    category: str
+
+
+@dataclass(frozen=True)
+class TravellerFacts:
+    """Everything the crossing rules need of the traveller, each read or decrypted once.
+
+    ``holder`` holds the document (or was enrolled by this crossing: ``enrolled_seq``);
+    ``person`` is their decrypted facts; ``distance`` the live face against the holder's
+    captures (None when not compared); ``candidates`` the enrolled persons an unknown
+    document's face matches (DOCUMENT_CHANGED); ``companion`` the accompanying adult, kept
+    only when they are a recorded guardian of full age on the day (``accompanied``)."""
+
+    holder: UUID | None
+    person: "PersonFacts | None"
+    enrolled_seq: int | None
+    distance: float | None
+    candidates: list[models.Candidate]
+    alerts: list[AlertFact]
+    accompanied: bool
+    companion: UUID | None
+
+
+def traveller_facts(
+    rt: Runtime,
+    bio: Biometrics,
+    conn: Conn,
+    principal: Principal,
+    *,
+    document: MRZ | None,
+    document_index: bytes | None,
+    capture: capture_mod.Capture | None,
+    image: bytes,
+    station: str,
+    enroll_if_new: bool,
+    holder: UUID | None = None,
+    companion: UUID | None,
+    day: date,
+    adult_age: int,
+) -> TravellerFacts:
+    """Find (or, with ``enroll_if_new``, enroll) the holder of a presented document and
+    gather their facts in the caller's transaction. ``holder`` forces the person (an
+    officer's link); otherwise the document's blind index finds them. An unknown document
+    whose live face matches enrolled persons enrolls nobody: they are ``candidates``."""
+    if holder is None and document_index is not None:
+        holder = store.person_by_blind_index(conn, document_index)
+    enrolled_seq: int | None = None
+    found: list[models.Candidate] = []
+    if holder is None and document is not None and capture is not None:
+        if enroll_if_new:
+            try:
+                created, enrolled_seq = enroll_in(
+                    rt, bio, conn, principal, document=document, image=image,
+                    capture=capture, station=station,
+                )  # fmt: skip
+                holder = created.person_id
+            except DuplicateIdentity as dup:
+                found = [
+                    models.Candidate.model_validate(c)
+                    for c in dup.extra.get("candidates", [])
+                    if "distance" in c
+                ]
+        else:
+            bio.galleries.catch_up(conn, rt.keys)
+            found = candidates(
+                conn,
+                bio.galleries.enrolled,
+                capture.face.template,
+                k=_DEDUP_CANDIDATES,
+                threshold=bio.galleries.identify_threshold(),
+            )
+    distance = None
+    if holder is not None and capture is not None and enrolled_seq is None:
+        distance = verify_template(rt, conn, holder, capture.face.template)
+
+    alerts: list[AlertFact] = []
+    if document is not None and document_index is not None:
+        keys = [document_index, *indexes.document_name_keys(rt.keys, document)]
+        alerts += [AlertFact(a.kind, a.category) for a in store.alert_hits(conn, keys)]
+    face_hits = watchlist_hits(rt, bio, conn, capture.face.template) if capture is not None else []
+    watched = [holder] if holder is not None else []
+    watched += [c.person_id for c in face_hits if c.person_id != holder]
+    categories = store.person_categories(conn, watched) if watched else {}
+    for person_id in watched:
+        kind = "person" if person_id == holder else "face"
+        alerts += [AlertFact(kind, c) for c in categories.get(person_id, [])]
+
+    person = person_facts(rt, conn, holder) if holder is not None else None
+    accompanied = (
+        holder is not None
+        and companion is not None
+        and is_guardian_on(rt, conn, holder, companion, day, adult_age)
+    )
+    return TravellerFacts(
+        holder=holder,
+        person=person,
+        enrolled_seq=enrolled_seq,
+        distance=distance,
+        candidates=found,
+        alerts=alerts,
+        accompanied=accompanied,
+        companion=companion if accompanied else None,
+    )
+
+
+def is_guardian_on(
+    rt: Runtime, conn: Conn, minor_id: UUID, adult_id: UUID, day: date, adult_age: int
+) -> bool:
+    """Whether ``adult_id`` is a recorded guardian of the minor whose link is valid on
+    ``day`` and who is of full age that day. Unknown ids are simply False."""
+    links = [
+        g
+        for g in store.guardians_of(conn, minor_id)
+        if g.guardian_id == adult_id and (g.valid_until is None or g.valid_until >= day)
+    ]
+    if not links:
+        return False
+    facts = person_facts(rt, conn, adult_id)
+    if facts is None or facts.birth_date is None:
+        return False
+    return visa_rules.age_on(facts.birth_date, day) >= adult_age

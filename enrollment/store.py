@@ -28,6 +28,7 @@ class PersonRow:
     sex: bytes | None
     created_at: datetime
     updated_at: datetime
+    name_index: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class WatchlistRow:
     active: bool
     created_at: datetime
     deactivated_at: datetime | None
+    category: str = "watch"
 
 
 def lock_enrollment(conn: Conn) -> None:
@@ -95,8 +97,9 @@ def next_capture_seq(conn: Conn) -> int:
 def insert_person(conn: Conn, row: PersonRow) -> None:
     conn.execute(
         "INSERT INTO persons (id, status, surname, given_names, nationality, birth_date, sex,"
-        " created_at, updated_at) VALUES (%(id)s, %(status)s, %(surname)s, %(given_names)s,"
-        " %(nationality)s, %(birth_date)s, %(sex)s, %(created_at)s, %(updated_at)s)",
+        " created_at, updated_at, name_index) VALUES (%(id)s, %(status)s, %(surname)s,"
+        " %(given_names)s, %(nationality)s, %(birth_date)s, %(sex)s, %(created_at)s,"
+        " %(updated_at)s, %(name_index)s)",
         vars(row),
     )
 
@@ -243,14 +246,17 @@ def erase_person(conn: Conn, person_id: UUID, at: datetime) -> list[int]:
     ]
     conn.execute("DELETE FROM documents WHERE person_id = %(p)s", {"p": person_id})
     conn.execute(
+        "DELETE FROM guardians WHERE minor_id = %(p)s OR guardian_id = %(p)s", {"p": person_id}
+    )
+    conn.execute(
         "UPDATE watchlist SET active = false, deactivated_at = %(at)s,"
         " deactivated_by = 'erasure' WHERE person_id = %(p)s AND active",
         {"p": person_id, "at": at},
     )
     conn.execute(
         "UPDATE persons SET status = 'erased', surname = NULL, given_names = NULL,"
-        " nationality = NULL, birth_date = NULL, sex = NULL, updated_at = %(at)s,"
-        " erased_at = %(at)s WHERE id = %(p)s",
+        " nationality = NULL, birth_date = NULL, sex = NULL, name_index = NULL,"
+        " updated_at = %(at)s, erased_at = %(at)s WHERE id = %(p)s",
         {"p": person_id, "at": at},
     )
     return seqs
@@ -258,8 +264,9 @@ def erase_person(conn: Conn, person_id: UUID, at: datetime) -> list[int]:
 
 def insert_watchlist(conn: Conn, row: WatchlistRow) -> None:
     conn.execute(
-        "INSERT INTO watchlist (id, person_id, reason, added_by, active, created_at)"
-        " VALUES (%(id)s, %(person_id)s, %(reason)s, %(added_by)s, %(active)s, %(created_at)s)",
+        "INSERT INTO watchlist (id, person_id, reason, added_by, active, created_at, category)"
+        " VALUES (%(id)s, %(person_id)s, %(reason)s, %(added_by)s, %(active)s, %(created_at)s,"
+        " %(category)s)",
         vars(row),
     )
 
@@ -267,7 +274,7 @@ def insert_watchlist(conn: Conn, row: WatchlistRow) -> None:
 def active_watchlist(conn: Conn) -> list[WatchlistRow]:
     with conn.cursor(row_factory=class_row(WatchlistRow)) as cur:
         return cur.execute(
-            "SELECT id, person_id, reason, added_by, active, created_at, deactivated_at"
+            "SELECT id, person_id, reason, added_by, active, created_at, deactivated_at, category"
             " FROM watchlist WHERE active ORDER BY created_at, id"
         ).fetchall()
 
@@ -277,7 +284,7 @@ def deactivate_watchlist(conn: Conn, entry_id: UUID, by: str, at: datetime) -> W
         return cur.execute(
             "UPDATE watchlist SET active = false, deactivated_at = %(at)s, deactivated_by = %(by)s"
             " WHERE id = %(id)s AND active RETURNING id, person_id, reason, added_by, active,"
-            " created_at, deactivated_at",
+            " created_at, deactivated_at, category",
             {"id": entry_id, "by": by, "at": at},
         ).fetchone()
 
@@ -288,3 +295,215 @@ def is_watchlisted(conn: Conn, person_id: UUID) -> bool:
         {"p": person_id},
     ).fetchone()
     return bool(row and row[0])
+
+
+def person_categories(conn: Conn, person_ids: list[UUID]) -> dict[UUID, list[str]]:
+    """The categories of the active person alerts (watchlist entries) of these persons."""
+    rows = conn.execute(
+        "SELECT person_id, category FROM watchlist WHERE active AND person_id = ANY(%(p)s)"
+        " ORDER BY created_at, id",
+        {"p": person_ids},
+    ).fetchall()
+    found: dict[UUID, list[str]] = {}
+    for person_id, category in rows:
+        found.setdefault(UUID(str(person_id)), []).append(str(category))
+    return found
+
+
+def persons_by_name_index(conn: Conn, indexes: list[bytes]) -> list[UUID]:
+    rows = conn.execute(
+        "SELECT id FROM persons WHERE name_index = ANY(%(i)s) AND status = 'active'"
+        " ORDER BY created_at, id",
+        {"i": indexes},
+    ).fetchall()
+    return [UUID(str(r[0])) for r in rows]
+
+
+def persons_without_name_index(conn: Conn, limit: int) -> list[PersonRow]:
+    """Active persons enrolled before names were indexed, a page at a time."""
+    with conn.cursor(row_factory=class_row(PersonRow)) as cur:
+        return cur.execute(
+            "SELECT id, status, surname, given_names, nationality, birth_date, sex, created_at,"
+            " updated_at, name_index FROM persons WHERE name_index IS NULL"
+            " AND status = 'active' ORDER BY id LIMIT %(n)s",
+            {"n": limit},
+        ).fetchall()
+
+
+def set_name_index(conn: Conn, person_id: UUID, name_index: bytes) -> None:
+    conn.execute(
+        "UPDATE persons SET name_index = %(i)s WHERE id = %(p)s", {"i": name_index, "p": person_id}
+    )
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    id: UUID
+    kind: str
+    category: str
+    identity: bytes
+    contents: bytes
+    added_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertHit:
+    id: UUID
+    kind: str
+    category: str
+
+
+def insert_alert(conn: Conn, row: AlertRow, indexes: list[bytes]) -> bool:
+    """False when the same alert (kind, identity, category) is active already."""
+    inserted = conn.execute(
+        "INSERT INTO alerts (id, kind, category, identity, contents, added_by, created_at)"
+        " VALUES (%(id)s, %(kind)s, %(category)s, %(identity)s, %(contents)s, %(added_by)s,"
+        " %(created_at)s) ON CONFLICT (kind, identity, category) WHERE active DO NOTHING"
+        " RETURNING id",
+        vars(row),
+    ).fetchone()
+    if inserted is None:
+        return False
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO alert_indexes (blind_index, alert_id) VALUES (%s, %s)",
+            [(index, row.id) for index in indexes],
+        )
+    return True
+
+
+def import_document_alerts(conn: Conn, rows: list[AlertRow]) -> int:
+    """Bulk-load document alerts (whose one index is their identity) with COPY through a
+    staging table; alerts already active are skipped. Returns how many were added."""
+    conn.execute(
+        "CREATE TEMPORARY TABLE alerts_staging (LIKE alerts INCLUDING DEFAULTS) ON COMMIT DROP"
+    )
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY alerts_staging (id, kind, category, identity, contents, added_by, created_at)"
+            " FROM STDIN (FORMAT BINARY)"
+        ) as copy,
+    ):
+        copy.set_types(["uuid", "text", "text", "bytea", "bytea", "text", "timestamptz"])
+        for r in rows:
+            copy.write_row(
+                (r.id, r.kind, r.category, r.identity, r.contents, r.added_by, r.created_at)
+            )
+    added = conn.execute(
+        "WITH added AS (INSERT INTO alerts (id, kind, category, identity, contents, added_by,"
+        " created_at) SELECT DISTINCT ON (kind, identity, category) id, kind, category, identity,"
+        " contents, added_by, created_at FROM alerts_staging ORDER BY kind, identity, category"
+        " ON CONFLICT (kind, identity, category) WHERE active DO NOTHING"
+        " RETURNING id, identity) INSERT INTO alert_indexes (blind_index, alert_id)"
+        " SELECT identity, id FROM added"
+    )
+    return added.rowcount
+
+
+def alert_hits(conn: Conn, indexes: list[bytes]) -> list[AlertHit]:
+    """Active alerts any of these blind indexes names."""
+    with conn.cursor(row_factory=class_row(AlertHit)) as cur:
+        return cur.execute(
+            "SELECT DISTINCT a.id, a.kind, a.category FROM alert_indexes i"
+            " JOIN alerts a ON a.id = i.alert_id WHERE i.blind_index = ANY(%(i)s) AND a.active"
+            " ORDER BY a.kind, a.category, a.id",
+            {"i": indexes},
+        ).fetchall()
+
+
+def active_alerts(
+    conn: Conn, limit: int, after_at: datetime | None, after_id: UUID | None
+) -> list[AlertRow]:
+    """Active document and name alerts after (after_at, after_id), oldest first."""
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        return cur.execute(
+            "SELECT id, kind, category, identity, contents, added_by, created_at FROM alerts"
+            " WHERE active AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))"
+            " ORDER BY created_at, id LIMIT %(n)s",
+            {"at": after_at, "id": after_id, "n": limit},
+        ).fetchall()
+
+
+def active_watchlist_page(
+    conn: Conn, limit: int, after_at: datetime | None, after_id: UUID | None
+) -> list[WatchlistRow]:
+    """Active person alerts after (after_at, after_id), oldest first."""
+    with conn.cursor(row_factory=class_row(WatchlistRow)) as cur:
+        return cur.execute(
+            "SELECT id, person_id, reason, added_by, active, created_at, deactivated_at, category"
+            " FROM watchlist WHERE active"
+            " AND (%(at)s::timestamptz IS NULL OR (created_at, id) > (%(at)s, %(id)s))"
+            " ORDER BY created_at, id LIMIT %(n)s",
+            {"at": after_at, "id": after_id, "n": limit},
+        ).fetchall()
+
+
+def deactivate_alert(conn: Conn, alert_id: UUID, by: str, at: datetime) -> bool:
+    row = conn.execute(
+        "UPDATE alerts SET active = false, deactivated_at = %(at)s, deactivated_by = %(by)s"
+        " WHERE id = %(id)s AND active RETURNING id",
+        {"id": alert_id, "by": by, "at": at},
+    ).fetchone()
+    return row is not None
+
+
+@dataclass(frozen=True)
+class GuardianRow:
+    id: UUID
+    minor_id: UUID
+    guardian_id: UUID
+    relationship: str
+    evidence: bytes
+    valid_until: date | None
+    created_by: str
+    created_at: datetime
+
+
+def insert_guardian(conn: Conn, row: GuardianRow) -> None:
+    conn.execute(
+        "INSERT INTO guardians (id, minor_id, guardian_id, relationship, evidence, valid_until,"
+        " created_by, created_at) VALUES (%(id)s, %(minor_id)s, %(guardian_id)s,"
+        " %(relationship)s, %(evidence)s, %(valid_until)s, %(created_by)s, %(created_at)s)",
+        vars(row),
+    )
+
+
+def guardians_of(conn: Conn, minor_id: UUID) -> list[GuardianRow]:
+    with conn.cursor(row_factory=class_row(GuardianRow)) as cur:
+        return cur.execute(
+            "SELECT id, minor_id, guardian_id, relationship, evidence, valid_until, created_by,"
+            " created_at FROM guardians WHERE minor_id = %(m)s ORDER BY created_at, id",
+            {"m": minor_id},
+        ).fetchall()
+
+
+@dataclass(frozen=True)
+class OverrideRow:
+    id: UUID
+    person_id: UUID
+    capture_id: UUID
+    candidates: list[UUID]
+    note: bytes
+    decided_by: str
+    decided_at: datetime
+
+
+def insert_override(conn: Conn, row: OverrideRow) -> None:
+    conn.execute(
+        "INSERT INTO dedup_overrides (id, person_id, capture_id, candidates, note, decided_by,"
+        " decided_at) VALUES (%(id)s, %(person_id)s, %(capture_id)s, %(candidates)s, %(note)s,"
+        " %(decided_by)s, %(decided_at)s)",
+        vars(row),
+    )
+
+
+def overrides(conn: Conn, limit: int, after: datetime | None) -> list[OverrideRow]:
+    with conn.cursor(row_factory=class_row(OverrideRow)) as cur:
+        return cur.execute(
+            "SELECT id, person_id, capture_id, candidates, note, decided_by, decided_at"
+            " FROM dedup_overrides WHERE %(after)s::timestamptz IS NULL OR decided_at < %(after)s"
+            " ORDER BY decided_at DESC, id LIMIT %(n)s",
+            {"after": after, "n": limit},
+        ).fetchall()

@@ -5,7 +5,8 @@ Five formats are read, told apart by the shape of the text and the document code
 ========  =============  ====================================
 format    lines x chars  document code (first character)
 ========  =============  ====================================
-``TD1``   3 x 30         ``A``, ``C`` or ``I`` (identity cards)
+``TD1``   3 x 30         ``A``, ``C`` or ``I`` (identity cards);
+                         never ``V`` second (kept for visas)
 ``TD2``   2 x 36         ``A``, ``C`` or ``I``
 ``TD3``   2 x 44         ``P`` (passports)
 ``MRVA``  2 x 44         ``V`` (full-size visa sticker)
@@ -22,10 +23,14 @@ Conventions of :func:`parse_mrz`:
   (``"D<<"`` is ``"D"``); fillers inside a field are kept as written.
 - Names split at the first ``<<`` into surname and given names; within each, the components
   (separated by ``<``) are joined by one space. A name without ``<<`` is all surname.
+  :func:`normalise_name` and :func:`mrz_name_forms` give names from other sources the same
+  shape, for comparing them with what this parser returns.
 - Dates: the expiry year ``YY`` is 20YY; the birth year is the latest century that does not
-  put the birth date after ``today``. A date field holding any ``<`` is unknown and returned
-  as ``None``; its check digit is accepted either as computed over the field as written
-  (``<`` counting 0) or as ``<``.
+  put the birth date after ``today``. ICAO lets a whole two-character block (``YY``, ``MM``
+  or ``DD``) be unknown, written ``<<``: such a date is returned as ``None`` (the blocks
+  that are known must still be possible), and its check digit is accepted either as
+  computed over the field as written (``<`` counting 0) or as ``<``. A lone ``<`` inside a
+  block (``8<``, ``<5``) is ``invalid_date``; the same holds for birth and expiry dates.
 - Sex ``M`` and ``F`` are returned as they are; the filler ``<`` (unspecified, the ICAO
   form) and a literal ``X`` (printed by some states since the 8th edition) both become ``"X"``.
 - Check digits (7-3-1 weighting, see :func:`check_digit`) are verified for the document
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Final, Literal
@@ -64,6 +70,8 @@ __all__ = [
     "Sex",
     "check_digit",
     "format_td3",
+    "mrz_name_forms",
+    "normalise_name",
     "parse_mrz",
 ]
 
@@ -235,6 +243,7 @@ class _Layout:
     format: Format
     width: int
     codes: str  # allowed first characters of the document code
+    barred_second: str  # characters the document code may not have in second position
     document_code: _Span
     issuing_state: _Span
     name: _Span
@@ -283,6 +292,7 @@ def _two_line(fmt: Format, width: int, codes: str) -> _Layout:
         format=fmt,
         width=width,
         codes=codes,
+        barred_second="",
         document_code=_Span(0, 0, 2),
         issuing_state=_Span(0, 2, 5),
         name=_Span(0, 5, width),
@@ -306,6 +316,8 @@ _TD1: Final = _Layout(
     format="TD1",
     width=30,
     codes="ACI",
+    # Doc 9303 Part 5: V in second position is reserved for visas, which are never TD1.
+    barred_second="V",
     document_code=_Span(0, 0, 2),
     issuing_state=_Span(0, 2, 5),
     document_number=_Span(0, 5, 14),
@@ -347,6 +359,13 @@ def parse_mrz(text: str, *, today: date | None = None) -> MRZ:
             "invalid_document_code",
             f"a {layout.format} document code starts with one of {', '.join(layout.codes)}"
             " followed by a letter or '<'",
+        )
+    if code[1] in layout.barred_second:
+        raise MRZError(
+            "document_code",
+            "invalid_document_code",
+            f"a {layout.format} document code never has {code[1]} in second position"
+            " (it marks a visa)",
         )
     issuing_state = _state(layout.issuing_state, lines, "issuing_state")
     surname, given_names = _name(layout.name, lines)
@@ -487,6 +506,12 @@ def _name(span: _Span, lines: list[str]) -> tuple[str, str]:
                 "invalid_character",
                 f"line {span.line + 1}, column {column + 1}: a name holds only A-Z and '<'",
             )
+    return _split_name(raw)
+
+
+def _split_name(raw: str) -> tuple[str, str]:
+    """Surname and given names of a name field as written (fillers included, perhaps cut
+    short): split at the first ``<<``, the components of each joined by one space."""
     surname, _, given = raw.partition(FILLER * 2)
 
     def words(part: str) -> str:
@@ -497,16 +522,25 @@ def _name(span: _Span, lines: list[str]) -> tuple[str, str]:
 
 def _date(span: _Span, lines: list[str], field: Field, today: date | None) -> date | None:
     """The date in ``span``: 20YY for an expiry (``today`` None), or for a birth the latest
-    century that keeps it on or before ``today``; ``None`` when it holds a filler."""
+    century that keeps it on or before ``today``; ``None`` when a whole block is ``<<``."""
     raw = span.read(lines)
     where = span.at()
     if any(c not in _DIGITS and c != FILLER for c in raw):
         raise MRZError(field, "invalid_date", f"{where}: a date holds only digits or '<'")
     yy, mm, dd = raw[0:2], raw[2:4], raw[4:6]
+    unknown = FILLER * 2
+    if any(FILLER in block and block != unknown for block in (yy, mm, dd)):
+        # Doc 9303 Part 3 marks an unknown year, month or day as a whole block of fillers;
+        # "8<" is half a number, a misprint or a misread, not an unknown.
+        raise MRZError(
+            field,
+            "invalid_date",
+            f"{where}: only a whole year, month or day may be unknown ('<<'), not one digit",
+        )
     if FILLER in raw:
         # Unknown in part: the parts that are known must still be possible.
-        month = None if FILLER in mm else int(mm)
-        day = None if FILLER in dd else int(dd)
+        month = None if mm == unknown else int(mm)
+        day = None if dd == unknown else int(dd)
         if month is not None and not 1 <= month <= 12:
             raise MRZError(field, "invalid_date", f"{where}: the month is not 01 to 12")
         # 2000 is a leap year, so 29 February stays possible while the year is unknown.
@@ -557,3 +591,91 @@ def _verify_date(span: _Span, check: _Span, lines: list[str], field: Field) -> N
     if FILLER in raw and written == FILLER:
         return
     _verify(field, raw, written, check.at())
+
+
+# Letters that Unicode does not split into a base letter and a mark, written out in Latin,
+# and the apostrophes (dropped: O'NEIL is printed ONEIL). Mapped before NFKD, which would
+# leave the letters as they are and turn an acute accent used as an apostrophe into a space
+# and a mark. Doc 9303 Part 3 transliterates Ø as OE; O is taken here, as for the letters
+# whose mark NFKD drops (Ä is A, although Doc 9303 allows AE too), so one form is compared.
+_TRANSLITERATION: Final = str.maketrans(
+    {
+        "ß": "SS",
+        "ẞ": "SS",
+        "Æ": "AE",
+        "æ": "AE",
+        "Ø": "O",
+        "ø": "O",
+        "Œ": "OE",
+        "œ": "OE",
+        "Þ": "TH",
+        "þ": "TH",
+        "Ð": "D",
+        "ð": "D",
+        "Đ": "D",
+        "đ": "D",
+        "Ħ": "H",
+        "ħ": "H",
+        "Ł": "L",
+        "ł": "L",
+        "\u0131": "I",  # Turkish dotless i
+        **dict.fromkeys("'\u2018\u2019\u02bc\u02bb`\u00b4\u2032", ""),
+    }
+)
+_NAME_LETTERS: Final = frozenset(_LETTERS + " ")
+# The name field's width in each format: TD1 line 3 (30), TD2 and MRV-B (31), TD3 and
+# MRV-A (39).
+_NAME_WIDTHS: Final = tuple(
+    sorted({layout.name.stop - layout.name.start for layout in (_TD1, _TD2, _TD3, _MRVA, _MRVB)})
+)
+
+
+def normalise_name(text: str) -> str:
+    """A name in the form used to compare names (ICAO Doc 9303 Part 3 style): ``A-Z`` and
+    single spaces, no space at either end.
+
+    The letters Unicode does not decompose are written out first (ß as SS, Æ as AE, Ø as O,
+    Œ as OE, Þ as TH, Ð and Đ as D, Ħ as H, Ł as L, the dotless i as I), then NFKD drops
+    every accent (É is E, Ñ is N) and the result is upper-cased. Hyphens and dashes, commas,
+    ``<`` and whitespace separate components (a space); apostrophes and any other
+    punctuation (``.``, ``'``, brackets) are dropped. ``""`` (no given names) stays ``""``.
+    Raises ``ValueError`` when anything else remains: digits, symbols, or a script that is
+    not Latin, which the caller has to transliterate first.
+    """
+    decomposed = unicodedata.normalize("NFKD", text.translate(_TRANSLITERATION))
+    kept: list[str] = []
+    for c in decomposed:
+        category = unicodedata.category(c)
+        if category.startswith("M"):
+            continue
+        if c in ",<" or category == "Pd" or c.isspace():
+            kept.append(" ")
+        elif not category.startswith("P"):
+            kept.append(c)
+    name = " ".join("".join(kept).upper().split())
+    for c in name:
+        if c not in _NAME_LETTERS:
+            # The code point only: the rest of the text is the holder's name.
+            raise ValueError(
+                f"a name holds only Latin letters, spaces and punctuation; U+{ord(c):04X} is"
+                " none of them"
+            )
+    return name
+
+
+def mrz_name_forms(surname: str, given_names: str) -> frozenset[tuple[str, str]]:
+    """Every ``(surname, given_names)`` pair :func:`parse_mrz` may return for a document of
+    this holder, both names first passed through :func:`normalise_name` (which may raise
+    ``ValueError``).
+
+    The set holds the whole normalised pair and, for each name field width (30 in TD1, 31
+    in TD2 and MRV-B, 39 in TD3 and MRV-A), the pair read back from ``SURNAME<<GIVEN<NAMES``
+    cut to that width: a long name loses its end, the cut may fall inside ``<<`` (the
+    given names are then lost) or leave a trailing ``<``. Issuers that abbreviate names
+    otherwise (Doc 9303 Part 3 lets them shorten components) are not covered.
+    """
+    surname, given_names = normalise_name(surname), normalise_name(given_names)
+    field = f"{surname}{FILLER * 2}{given_names}".replace(" ", FILLER)
+    return frozenset(
+        [(surname, given_names), *(_split_name(field[:width]) for width in _NAME_WIDTHS)]
+    )

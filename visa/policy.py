@@ -1,8 +1,11 @@
-"""The border policy (DESIGN §6): who needs a visa and the short-stay allowance.
+"""The border policy (DESIGN §6, §10): who needs a visa, the short-stay allowance and the
+document validity asked for at entry.
 
 An admin replaces the shipped ``default_policy.toml`` with their own file (path in
-``BORDER_POLICY_FILE``). Every field must be given: a policy that silently fell back to a
-default for a forgotten line would admit or refer people on rules nobody wrote down.
+``BORDER_POLICY_FILE``). The fields of the first stage must be given: a policy that silently
+fell back to a default for a forgotten line would admit or refer people on rules nobody
+wrote down. Keys added since (DESIGN §10) are optional and take the default DESIGN gives,
+so that a policy file written for the first stage still loads.
 """
 
 import tomllib
@@ -31,10 +34,16 @@ IcaoCode = Annotated[str, Field(strict=True), AfterValidator(_icao_code)]
 # Strict: TOML already types its values, so a quoted "90" or a bare 2026.1 is a mistake in
 # the file, not something to coerce.
 PositiveDays = Annotated[int, Field(strict=True, gt=0)]
+NonNegativeDays = Annotated[int, Field(strict=True, ge=0)]
 
 
 class Policy(BaseModel):
-    """The rules in force. ``rule_set`` is recorded with every decision taken under them."""
+    """The rules in force. ``rule_set`` is recorded with every decision taken under them.
+
+    ``min_document_validity_days`` (optional, default 90): at entry, a non-national's
+    document must stay valid at least this many days after the entry day; 0 asks only that
+    it has not expired.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,6 +53,7 @@ class Policy(BaseModel):
     window_days: PositiveDays
     adult_age: Annotated[int, Field(strict=True, ge=1, le=30)]
     visa_exempt: tuple[IcaoCode, ...]
+    min_document_validity_days: NonNegativeDays = 90
 
     @model_validator(mode="after")
     def _allowance_fits_window(self) -> Self:
@@ -96,7 +106,7 @@ def _describe(error: ErrorDetails) -> str:
         f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
     ).lstrip(".")
     if error["type"] == "missing":
-        return f"{field}: missing; every policy field is required"
+        return f"{field}: missing; this field is required (it has no default)"
     if error["type"] == "extra_forbidden":
         return f"{field}: unknown field; the fields are {', '.join(Policy.model_fields)}"
     message = error["msg"].removeprefix("Value error, ")

@@ -1,4 +1,4 @@
-"""The entry and exit rules of DESIGN §6, pure: no I/O, no clock, no database.
+"""The entry and exit rules of DESIGN §6 and §10, pure: no I/O, no clock, no database.
 
 The caller (the crossing flow) gathers the facts (the policy, the traveller, their visas and
 their past admitted crossings) and gets back an :class:`Evaluation`: the reasons that apply,
@@ -34,6 +34,18 @@ Conventions, where DESIGN §6 leaves room:
   visa's limits at exit; what to do about the holder is an officer's call.
 - **Document expiry and minors** are checked at exit as at entry (the Schengen Borders Code
   checks the travel document and minors both ways).
+- **Document validity** (``DOCUMENT_VALIDITY_SHORT``, entry only, non-nationals): the
+  document must stay valid at least ``policy.min_document_validity_days`` days after the
+  entry day (expiring on entry day + that many days passes). The Schengen Borders Code,
+  Art. 6(1)(a), counts three months from the intended date of departure, which a kiosk does
+  not know, so the count starts on the entry day. It is not raised when the document has
+  already expired (``DOCUMENT_EXPIRED`` is the stronger reason) or its expiry is unknown.
+- **Revocation time** is the caller's: the rules take each visa's status as given and
+  judge by days. ``visa.service.visa_facts(..., at=)`` gives a visa revoked after the
+  crossing's moment as ``"issued"``, so it still counts as valid for that crossing.
+- **Refusal grounds**: :data:`GROUNDS_FOR_REFUSAL` says whether a reason may ground a
+  refusal; an officer's refusal names the letters of :data:`REFUSAL_GROUNDS` (Schengen
+  Borders Code Annex V Part B).
 - **No personal data in figures or details**: no nationality, birth date or age (those are
   sealed in ``persons``); ids, codes, the document's expiry date and day counts only.
 """
@@ -52,6 +64,7 @@ from visa.policy import Policy
 __all__ = [
     "GROUNDS_FOR_REFUSAL",
     "RECORDED_ONLY",
+    "REFUSAL_GROUNDS",
     "AuthorisedStay",
     "Direction",
     "Entries",
@@ -82,6 +95,12 @@ Regime = Literal["national", "not_evaluated", "short_stay", "long_stay"]
 ReasonCode = Literal[
     "MRZ_INVALID",
     "DOCUMENT_EXPIRED",
+    "DOCUMENT_VALIDITY_SHORT",
+    "DOCUMENT_CHANGED",
+    "DOCUMENT_ALERT",
+    "ENTRY_BAN",
+    "NAME_ALERT",
+    "SEE_OFFICER",
     "UNKNOWN_TRAVELER",
     "FACE_NOT_DETECTED",
     "FACE_QUALITY_LOW",
@@ -97,11 +116,25 @@ ReasonCode = Literal[
     "ENTRY_WITHOUT_EXIT",
 ]
 
-# DESIGN §6: whether each reason is grounds for refusal. Every code of the table is here,
-# those the crossing flow raises itself (MRZ, face, watchlist) included, so one table rules.
+# DESIGN §6 and §10: whether each reason is grounds for refusal. Every code is here, those
+# the crossing flow raises itself (MRZ, face, watchlist, alerts) included, so one table rules.
 GROUNDS_FOR_REFUSAL: Final[Mapping[ReasonCode, bool]] = {
     "MRZ_INVALID": False,
     "DOCUMENT_EXPIRED": True,
+    # DESIGN §10 from here to SEE_OFFICER.
+    "DOCUMENT_VALIDITY_SHORT": True,
+    # A known face on a document nobody holds: an officer links or not; nothing refused yet.
+    "DOCUMENT_CHANGED": False,
+    # Grounds for the two document categories (lost or stolen, invalidated). A document
+    # alert of another category is not: the caller, which knows the category, builds that
+    # reason with grounds False instead of through Reason.of.
+    "DOCUMENT_ALERT": True,
+    "ENTRY_BAN": True,
+    # A name and birth date match no more than that: an officer has to compare the person.
+    "NAME_ALERT": False,
+    # What a kiosk receives in place of any alert reason: its screen faces the traveller,
+    # who must not learn of an alert (no tipping-off), so no category and no grounds.
+    "SEE_OFFICER": False,
     "UNKNOWN_TRAVELER": False,
     "FACE_NOT_DETECTED": False,
     "FACE_QUALITY_LOW": False,
@@ -120,6 +153,24 @@ GROUNDS_FOR_REFUSAL: Final[Mapping[ReasonCode, bool]] = {
 # Reasons recorded with a crossing that do not by themselves call for an officer: an
 # overstayer's exit is admitted and the overstay recorded (DESIGN §6).
 RECORDED_ONLY: Final = frozenset[ReasonCode]({"OVERSTAY"})
+# The standard form for refusal of entry (Schengen Borders Code, Annex V Part B): an
+# officer's refusal names one or more of these letters. Short meanings, for screens and
+# records; the form's own wording is longer.
+REFUSAL_GROUNDS: Final[Mapping[str, str]] = {
+    "A": "no valid travel document",
+    "B": "false, counterfeit or forged travel document",
+    "C": "no valid visa or residence permit",
+    "D": "false, counterfeit or forged visa or residence permit",
+    "E": "purpose and conditions of stay not justified",
+    "F": "has already stayed 90 days during a 180-day period",
+    "G": "does not have sufficient means of subsistence",
+    "H": "person for whom an alert has been issued for the purposes of refusing entry",
+    "I": (
+        "considered a threat to public policy, internal security, public health or "
+        "international relations"
+    ),
+    "J": "no valid travel authorisation",
+}
 
 _ONE_DAY: Final = timedelta(days=1)
 
@@ -285,17 +336,20 @@ def evaluate_entry(
     *,
     accompanied: bool,
 ) -> Evaluation:
-    """Judge an entry on ``on`` (codes of DESIGN §6, in this order when several apply):
+    """Judge an entry on ``on`` (codes of DESIGN §6 and §10, in this order when several
+    apply):
 
-    DOCUMENT_EXPIRED, MINOR_UNACCOMPANIED, then for those who need a visa UNKNOWN_TRAVELER
-    (when no person holds the document: their visas cannot be looked up, so the visa and
-    stay rules are not evaluated) or one of VISA_REQUIRED, VISA_REVOKED and
-    VISA_ENTRIES_EXHAUSTED, then STAY_LIMIT_EXCEEDED (one reason, both limits in its detail).
+    DOCUMENT_EXPIRED or, for non-nationals, DOCUMENT_VALIDITY_SHORT; MINOR_UNACCOMPANIED;
+    then for those who need a visa UNKNOWN_TRAVELER (when no person holds the document:
+    their visas cannot be looked up, so the visa and stay rules are not evaluated) or one of
+    VISA_REQUIRED, VISA_REVOKED and VISA_ENTRIES_EXHAUSTED; then STAY_LIMIT_EXCEEDED (one
+    reason, both limits in its detail).
 
     ``figures``: ``rule_set``, ``direction``, ``on``, ``regime`` (see :data:`Regime`),
-    ``visa_required``, ``document_expiry``, ``minor`` (None when the birth date is unknown),
-    ``accompanied``, ``visa`` (the chosen visa with ``entries_used``, ``days_used_before``
-    and ``duration_until``, or None), ``visas_valid`` (ids of the visas valid on the date),
+    ``visa_required``, ``document_expiry``, ``min_document_validity_days`` (the policy's),
+    ``minor`` (None when the birth date is unknown), ``accompanied``, ``visa`` (the chosen
+    visa with ``entries_used``, ``days_used_before`` and ``duration_until``, or None),
+    ``visas_valid`` (ids of the visas valid on the date),
     ``entry`` (the stay's entry day), ``unclosed_entry`` (a previous entry with no exit
     recorded, counted as presence up to this one), ``max_stay_days``, ``window_days``,
     ``window_start``, ``days_used`` (days present in the window ending on ``on``, this
@@ -304,7 +358,7 @@ def evaluate_entry(
     ``overstay_days``. Figures that did not apply are None.
     """
     _check_day(on, "on")
-    reasons = _traveller_reasons(policy, traveller, on, accompanied=accompanied)
+    reasons = _traveller_reasons(policy, traveller, "entry", on, accompanied=accompanied)
     figures = _base_figures(policy, "entry", on, traveller, accompanied=accompanied)
     figures["entry"] = on.isoformat()
     if policy.is_national(traveller.nationality):
@@ -388,7 +442,7 @@ def evaluate_exit(
     the stay ending on ``on``; ``visa_id`` is the visa the stay was entered on.
     """
     _check_day(on, "on")
-    reasons = _traveller_reasons(policy, traveller, on, accompanied=accompanied)
+    reasons = _traveller_reasons(policy, traveller, "exit", on, accompanied=accompanied)
     figures = _base_figures(policy, "exit", on, traveller, accompanied=accompanied)
     if policy.is_national(traveller.nationality):
         figures["regime"] = "national"
@@ -597,15 +651,31 @@ def _visa_reason(
 
 
 def _traveller_reasons(
-    policy: Policy, traveller: Traveller, on: date, *, accompanied: bool
+    policy: Policy, traveller: Traveller, direction: Direction, on: date, *, accompanied: bool
 ) -> list[Reason]:
     reasons: list[Reason] = []
     expiry = traveller.document_expiry
+    needed = policy.min_document_validity_days
     if expiry is not None and expiry < on:
         reasons.append(
             Reason.of(
                 "DOCUMENT_EXPIRED",
                 f"the document expired on {expiry.isoformat()}, before {on.isoformat()}",
+            )
+        )
+    elif (
+        expiry is not None
+        and direction == "entry"
+        and not policy.is_national(traveller.nationality)
+        # Counted as a difference, not as on + needed: a large policy value cannot run
+        # past the calendar's end.
+        and (expiry - on).days < needed
+    ):
+        reasons.append(
+            Reason.of(
+                "DOCUMENT_VALIDITY_SHORT",
+                f"the document expires on {expiry.isoformat()}, less than {needed} days after "
+                f"the entry on {on.isoformat()}",
             )
         )
     if _minor(policy, traveller, on) and not accompanied:
@@ -635,6 +705,7 @@ def _base_figures(
         "regime": None,
         "visa_required": policy.needs_visa(traveller.nationality),
         "document_expiry": None if expiry is None else expiry.isoformat(),
+        "min_document_validity_days": policy.min_document_validity_days,
         "minor": _minor(policy, traveller, on),
         "accompanied": accompanied,
         "visa": None,

@@ -138,9 +138,17 @@ def visas_of(conn: Conn, person_id: UUID) -> list[models.VisaOut]:
     return [_out(row) for row in store.visas_of(conn, person_id)]
 
 
-def visa_facts(conn: Conn, person_id: UUID) -> list[rules.Visa]:
+def visa_facts(conn: Conn, person_id: UUID, *, at: datetime | None = None) -> list[rules.Visa]:
     """A person's visas, revoked ones included, as the entry/exit rules take them, in the
-    caller's transaction; the caller audits."""
+    caller's transaction; the caller audits.
+
+    ``at`` (an aware datetime, the crossing's moment) gives each visa the status it had
+    then: one revoked after ``at`` is ``"issued"``, since it still counts as valid for that
+    crossing (DESIGN §10); one revoked at ``at`` exactly is revoked. Without ``at``, the
+    status as stored. Raises ``ValueError`` for a naive ``at``.
+    """
+    if at is not None and at.utcoffset() is None:
+        raise ValueError("at must be an aware datetime: revocation times are stored in UTC")
     return [
         rules.Visa(
             visa_id=row.id,
@@ -149,10 +157,17 @@ def visa_facts(conn: Conn, person_id: UUID) -> list[rules.Visa]:
             valid_until=row.valid_until,
             entries=row.entries,
             duration_of_stay_days=row.duration_of_stay_days,
-            status=row.status,
+            status=_status_at(row, at),
         )
         for row in store.visas_of(conn, person_id)
     ]
+
+
+def _status_at(row: store.VisaRow, at: datetime | None) -> rules.VisaStatus:
+    # The rules judge by days and stay pure; the moment of a revocation is only known here.
+    if at is not None and row.revoked_at is not None and row.revoked_at > at:
+        return "issued"
+    return row.status
 
 
 def _out(row: store.VisaRow) -> models.VisaOut:

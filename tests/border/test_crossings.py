@@ -225,8 +225,8 @@ class TestDocumentReasons:
     def test_expiry_is_judged_on_the_crossing_day_at_entry_and_exit(
         self, client: TestClient, headers: Headers, clock: Clock
     ) -> None:
-        """A late-synced entry made while the document was valid is admitted; the exit
-        today, after it expired, is not."""
+        """A late-synced entry made while the document was valid is judged on its own day
+        (valid, if for less than 90 more days); the exit today, after it expired, is not."""
         expired = traveller("USA", "US0000003", expiry_date=clock.day(10))
         entry = cross(client, headers["kiosk"], mrz=expired, at=clock.ago(20))
         exit_ = cross(
@@ -234,8 +234,13 @@ class TestDocumentReasons:
             at=clock.now,
         )  # fmt: skip
 
-        assert (entry["decision"], entry["reasons"]) == ("admit", [])
-        assert (exit_["decision"], codes(exit_)) == ("refer", ["DOCUMENT_EXPIRED"])
+        assert (entry["decision"], codes(entry)) == ("refer", ["DOCUMENT_VALIDITY_SHORT"])
+        assert clock.day(10).isoformat() in entry["reasons"][0]["detail"]
+        # The referred entry opened no stay, so the exit has no entry to close either.
+        assert (exit_["decision"], codes(exit_)) == (
+            "refer",
+            ["DOCUMENT_EXPIRED", "NO_ENTRY_RECORD"],
+        )
 
     def test_several_reasons_come_in_the_documented_order(
         self, client: TestClient, headers: Headers, clock: Clock
@@ -316,7 +321,7 @@ class TestFaceReasons:
         # The impostor's face is not added to the passport holder's captures.
         assert counts(client) == before | {"crossings": before["crossings"] + 1}
 
-    def test_a_first_time_document_with_an_enrolled_face_is_a_mismatch(
+    def test_a_first_time_document_with_an_enrolled_face_is_a_document_change(
         self, client: TestClient, headers: Headers, clock: Clock
     ) -> None:
         enroll(client, headers["consular"], "obama.jpg", USA)
@@ -325,8 +330,9 @@ class TestFaceReasons:
             client, headers["kiosk"], mrz=second_passport, picture="obama2.jpg", at=clock.now
         )
 
-        assert (body["decision"], codes(body)) == ("refer", ["FACE_MISMATCH"])
+        assert (body["decision"], codes(body)) == ("refer", ["DOCUMENT_CHANGED"])
         assert body["person_id"] is None
+        assert body["candidates"] is None  # a kiosk never sees who the face matches
         assert counts(client)["persons"] == 1
 
 
@@ -343,9 +349,17 @@ class TestWatchlist:
         assert added.status_code == 201
         body = cross(client, headers["kiosk"], mrz=USA, picture="obama2.jpg", at=clock.now)
 
-        assert (body["decision"], codes(body)) == ("refer", ["WATCHLIST_HIT"])
-        assert grounds(body) == {"WATCHLIST_HIT": False}
+        # The kiosk's screen faces the traveller: it shows no alert, only "see an officer".
+        assert (body["decision"], codes(body)) == ("refer", ["SEE_OFFICER"])
+        assert grounds(body) == {"SEE_OFFICER": False}
         assert body["match"]["matched"] is True
+        officer = client.get(f"/v1/crossings?person_id={person_id}", headers=headers["officer"])
+        reasons = officer.json()[0]["reasons"]
+        assert [(r["code"], r["grounds_for_refusal"]) for r in reasons] == [
+            ("WATCHLIST_HIT", False)
+        ]
+        assert "watch" in reasons[0]["detail"]
+        assert "questioning" not in reasons[0]["detail"]
 
     def test_a_watchlisted_face_under_a_new_passport_is_a_hit(
         self, client: TestClient, headers: Headers, clock: Clock
@@ -361,7 +375,7 @@ class TestWatchlist:
             at=clock.now,
         )  # fmt: skip
 
-        assert (body["decision"], codes(body)) == ("refer", ["FACE_MISMATCH", "WATCHLIST_HIT"])
+        assert (body["decision"], codes(body)) == ("refer", ["DOCUMENT_CHANGED", "SEE_OFFICER"])
 
     def test_a_watchlisted_face_is_a_hit_even_when_the_mrz_fails(
         self, client: TestClient, headers: Headers, clock: Clock
@@ -377,7 +391,7 @@ class TestWatchlist:
             at=clock.now,
         )  # fmt: skip
 
-        assert (body["decision"], codes(body)) == ("refer", ["MRZ_INVALID", "WATCHLIST_HIT"])
+        assert (body["decision"], codes(body)) == ("refer", ["MRZ_INVALID", "SEE_OFFICER"])
         assert body["person_id"] is None
 
     def test_an_ended_watchlist_entry_no_longer_refers(
@@ -406,12 +420,22 @@ class TestMinors:
         assert (body["decision"], codes(body)) == ("refer", ["MINOR_UNACCOMPANIED"])
         assert grounds(body) == {"MINOR_UNACCOMPANIED": False}
 
-    def test_a_minor_with_an_enrolled_adult_is_admitted(
+    def test_a_minor_with_a_recorded_guardian_is_admitted(
         self, client: TestClient, headers: Headers, clock: Clock
     ) -> None:
         adult = enroll(client, headers["consular"], "biden.jpg", traveller("USA", "US0000020"))
         minor = traveller("USA", "US0000010", birth_date=born_years_ago(clock, 10))
-        body = cross(client, headers["kiosk"], mrz=minor, at=clock.now, accompanied_by=adult)
+        minor_id = enroll(client, headers["consular"], "obama.jpg", minor)
+        linked = client.post(
+            f"/v1/persons/{minor_id}/guardians",
+            headers=headers["consular"],
+            json={"guardian_person_id": str(adult), "relationship": "parent", "evidence": "BC-1"},
+        )
+        assert linked.status_code == 201, linked.json()
+        body = cross(
+            client, headers["kiosk"], mrz=minor, picture="obama2.jpg", at=clock.now,
+            accompanied_by=adult,
+        )  # fmt: skip
 
         assert (body["decision"], body["reasons"]) == ("admit", [])
         assert body["accompanied_by"] == str(adult)
@@ -485,7 +509,8 @@ class TestVisaReasons:
         visa_id = issue_visa(client, headers, person_id, clock)
         revoked = client.post(f"/v1/visas/{visa_id}/revoke", headers=headers["consular"])
         assert revoked.status_code == 200
-        body = cross(client, headers["kiosk"], mrz=RUS, picture="obama2.jpg", at=clock.now)
+        # After the revocation (a crossing dated before it would still count the visa).
+        body = cross(client, headers["kiosk"], mrz=RUS, picture="obama2.jpg", at=datetime.now(UTC))
 
         assert (body["decision"], codes(body)) == ("refer", ["VISA_REVOKED"])
         assert grounds(body) == {"VISA_REVOKED": True}
@@ -641,11 +666,13 @@ class TestStayReasons:
 def resolve(
     client: TestClient, headers: Headers, crossing_id: str, outcome: str, note: str
 ) -> Response:
-    """An officer's resolution of a crossing."""
+    """An officer's resolution of a crossing; a refusal on ground E (purpose and
+    conditions of stay not justified)."""
+    body: dict[str, Any] = {"outcome": outcome, "note": note}
+    if outcome == "refuse":
+        body["grounds"] = ["E"]
     response: Response = client.post(
-        f"/v1/crossings/{crossing_id}/resolution",
-        headers=headers["officer"],
-        json={"outcome": outcome, "note": note},
+        f"/v1/crossings/{crossing_id}/resolution", headers=headers["officer"], json=body
     )
     return response
 
@@ -671,6 +698,7 @@ class TestResolution:
         assert resolved["crossing_id"] == body["crossing_id"]
         assert resolved["decision"] == "refer"
         assert resolved["resolution"]["outcome"] == "refuse"
+        assert resolved["resolution"]["grounds"] == ["E"]
         assert resolved["resolution"]["note"] == self.NOTE
         assert resolved["resolution"]["resolved_by"]
         assert recorded(client, body["person_id"]) == [("entry", "refer", "refuse")]

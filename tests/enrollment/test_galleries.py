@@ -152,9 +152,7 @@ class TestTwoProcesses:
                 return [c.person_id for c in service.watchlist_hits(rt, here, conn, probe)]
 
         assert hits() == []
-        entry = service.watchlist_add(
-            rt, elsewhere, ADMIN, models.WatchlistIn(person_id=person, reason="test")
-        ).entry_id
+        entry = service.watchlist_add(rt, elsewhere, ADMIN, person, reason="test").entry_id
         assert hits() == [person]
         assert len(here.galleries.watchlist) == 1
         service.watchlist_remove(rt, elsewhere, ADMIN, entry)

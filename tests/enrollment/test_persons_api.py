@@ -49,6 +49,7 @@ class TestEnroll:
         )
         assert response.status_code == 201
         body = response.json()
+        assert body["document"].pop("document_id")
         assert body["document"] == {
             "document_code": "P",
             "issuing_state": "UTO",

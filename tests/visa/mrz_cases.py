@@ -170,7 +170,7 @@ def _optional(rng: random.Random, width: int) -> str:
 def _code(rng: random.Random, fmt: FormatName) -> str:
     first = {"TD1": "ACI", "TD2": "ACI", "TD3": "P"}.get(fmt, "V")
     # The generator refuses V as second letter of an identity card, and "AC": Doc 9303
-    # reserves them, a restriction the parser's contract does not make.
+    # reserves them. The parser refuses V second in a TD1 too (DESIGN §10), not "AC".
     second = rng.choice(["", *(c for c in LETTERS if c != "V")])
     code = rng.choice(first) + second
     return "A" if code == "AC" else code

@@ -8,7 +8,15 @@ from hypothesis import strategies as st
 
 from tests.visa import mrz_cases
 from tests.visa.mrz_cases import FORMATS, WIDTH, FormatName, compose
-from visa.mrz import MRZ, MRZError, check_digit, format_td3, parse_mrz
+from visa.mrz import (
+    MRZ,
+    MRZError,
+    check_digit,
+    format_td3,
+    mrz_name_forms,
+    normalise_name,
+    parse_mrz,
+)
 
 SPECIMEN_TODAY = date(2026, 1, 1)
 
@@ -268,6 +276,13 @@ NEGATIVES = [
     negative("digit first", "1" + TD3[1:], "document_code", "invalid_document_code"),
     negative("digit second", "P1" + TD3[2:], "document_code", "invalid_document_code"),
     negative("filler first", "<" + TD1[1:], "document_code", "invalid_document_code"),
+    # V in second place is kept for visas (Doc 9303 Part 5), which are never TD1.
+    negative("IV in a TD1", compose("TD1", code="IV"), "document_code", "invalid_document_code"),
+    negative("AV in a TD1", compose("TD1", code="AV"), "document_code", "invalid_document_code"),
+    negative("CV in a TD1", compose("TD1", code="CV"), "document_code", "invalid_document_code"),
+    negative(
+        "IV in a TD1 in place", replace_at(TD1, 1, 2, "V"), "document_code", "invalid_document_code"
+    ),
     # dates, with the check digits recomputed so that only the date is wrong
     negative("birth month 13", compose("TD3", birth="741312"), "birth_date", "invalid_date"),
     negative("birth month 00", compose("TD3", birth="740012"), "birth_date", "invalid_date"),
@@ -284,6 +299,34 @@ NEGATIVES = [
         "partly unknown month 13", compose("TD3", birth="7413<<"), "birth_date", "invalid_date"
     ),
     negative("partly unknown Feb 30", compose("TD3", birth="<<0230"), "birth_date", "invalid_date"),
+    # A lone filler inside a block: ICAO lets only a whole block (YY, MM or DD) be unknown.
+    negative("birth year 7<", compose("TD3", birth="7<0812"), "birth_date", "invalid_date"),
+    negative("birth year <4", compose("TD1", birth="<40812"), "birth_date", "invalid_date"),
+    negative("birth month 0<", compose("TD2", birth="740<12"), "birth_date", "invalid_date"),
+    negative("birth month <8", compose("MRVA", birth="74<812"), "birth_date", "invalid_date"),
+    negative("birth day 1<", compose("MRVB", birth="74081<"), "birth_date", "invalid_date"),
+    negative("birth day <2", compose("TD3", birth="7408<2"), "birth_date", "invalid_date"),
+    negative(
+        "birth with one block unknown and one half",
+        compose("TD3", birth="<<08<2"),
+        "birth_date",
+        "invalid_date",
+    ),
+    negative(
+        "half a birth block, filler check digit",
+        compose("TD3", birth="7<0812", birth_check="<"),
+        "birth_date",
+        "invalid_date",
+    ),
+    negative("expiry year 1<", compose("TD3", expiry="1<0415"), "expiry_date", "invalid_date"),
+    negative("expiry month <4", compose("TD1", expiry="12<415"), "expiry_date", "invalid_date"),
+    negative("expiry day 1<", compose("TD2", expiry="12041<"), "expiry_date", "invalid_date"),
+    negative(
+        "half a birth block in place",
+        TD3.replace("7408122F", "7408<22F"),
+        "birth_date",
+        "invalid_date",
+    ),
     # dates changed in place: the date is reported even though its check digit now fails
     negative(
         "month 13 in place",
@@ -574,15 +617,30 @@ class TestDates:
     def test_today_defaults_to_the_local_date(self) -> None:
         assert parse_mrz(TD3).birth_date == date(1974, 8, 12)
 
-    @pytest.mark.parametrize("written", ["<<<<<<", "74<<<<", "7408<<", "<<0812", "<<0229"])
+    @pytest.mark.parametrize(
+        "written", ["<<<<<<", "74<<<<", "7408<<", "<<0812", "<<0229", "74<<12", "<<08<<"]
+    )
     @pytest.mark.parametrize("check", ["computed", "<"])
     def test_an_unknown_birth_date_is_none(self, written: str, check: str) -> None:
         for fmt in FORMATS:
             text = compose(fmt, birth=written, birth_check="<" if check == "<" else None)
             assert parse(text).birth_date is None
 
-    def test_an_unknown_expiry_date_is_none(self) -> None:
-        assert parse(compose("TD1", expiry="<<<<<<")).expiry_date is None
+    @pytest.mark.parametrize("written", ["<<<<<<", "12<<<<", "1204<<", "<<0415", "12<<15"])
+    def test_an_unknown_expiry_date_is_none(self, written: str) -> None:
+        for fmt in FORMATS:
+            assert parse(compose(fmt, expiry=written)).expiry_date is None
+
+    @pytest.mark.parametrize("block", [0, 2, 4])
+    def test_a_lone_filler_in_any_block_is_an_invalid_date(self, block: int) -> None:
+        # Every position of every block, in both dates and every format: never read as
+        # unknown, whether the check digit is computed or a filler.
+        for position in (block, block + 1):
+            for fmt in FORMATS:
+                for field in ("birth", "expiry"):
+                    written = "740812"[:position] + "<" + "740812"[position + 1 :]
+                    text = compose(fmt, **{field: written})
+                    assert error_of(text) == (f"{field}_date", "invalid_date"), (fmt, written)
 
     def test_an_unknown_date_with_a_wrong_check_digit_fails(self) -> None:
         assert check_digit("7408<<") == "7"
@@ -713,3 +771,175 @@ class TestFormatTd3:
         )
         assert (parsed.surname, parsed.given_names, parsed.document_number) == ("DOE", "", "X1")
         assert (parsed.birth_date, parsed.sex, parsed.issuing_state) == (None, "X", "D")
+
+
+class TestNormaliseName:
+    @pytest.mark.parametrize(
+        ("written", "normalised"),
+        [
+            ("Eriksson", "ERIKSSON"),
+            ("Élodie", "ELODIE"),
+            ("José María", "JOSE MARIA"),
+            ("Müller-Lüdenscheidt", "MULLER LUDENSCHEIDT"),
+            ("Straße", "STRASSE"),
+            ("GROẞ", "GROSS"),
+            ("Ærø", "AERO"),
+            ("Øster", "OSTER"),
+            ("Œuvray", "OEUVRAY"),
+            ("Þórður", "THORDUR"),
+            ("Guðmundsdóttir", "GUDMUNDSDOTTIR"),
+            ("Ðorđe Đurić", "DORDE DURIC"),
+            ("Ħal-Għaxaq", "HAL GHAXAQ"),
+            ("Łukasz Wałęsa", "LUKASZ WALESA"),
+            ("Y\u0131ld\u0131z", "YILDIZ"),  # dotless i
+            ("İsmail", "ISMAIL"),
+            ("Nguyễn", "NGUYEN"),
+            ("O'Neil", "ONEIL"),
+            ("D\u2019Artagnan", "DARTAGNAN"),
+            ("St. John", "ST JOHN"),
+            ("Smith, Jr.", "SMITH JR"),
+            ("VAN<DER<BERG", "VAN DER BERG"),
+            ("ERIKSSON<<ANNA<MARIA", "ERIKSSON ANNA MARIA"),
+            ("  de   la\tCruz  ", "DE LA CRUZ"),
+            ("Anna\u2013Lena", "ANNA LENA"),
+            ("\uff21\uff4e\uff4e\uff41", "ANNA"),  # full-width letters
+            ("", ""),
+            (" - ", ""),
+        ],
+    )
+    def test_examples(self, written: str, normalised: str) -> None:
+        assert normalise_name(written) == normalised
+
+    @pytest.mark.parametrize("written", ["Иван", "R2D2", "Anna+Bob", "王", "Ana\u00a9", "1"])
+    def test_what_does_not_reduce_to_a_z_is_refused(self, written: str) -> None:
+        with pytest.raises(ValueError, match=r"U\+[0-9A-F]{4}"):
+            normalise_name(written)
+
+    def test_the_error_does_not_repeat_the_name(self) -> None:
+        with pytest.raises(ValueError, match="U\\+0032") as caught:
+            normalise_name("Eriksson 2")
+        assert "ERIKSSON" not in str(caught.value).upper()
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text())
+    def test_the_result_is_normal_or_refused(self, text: str) -> None:
+        try:
+            name = normalise_name(text)
+        except ValueError:
+            return
+        assert set(name) <= set(mrz_cases.LETTERS + " ")
+        assert "  " not in name
+        assert name == name.strip()
+        assert normalise_name(name) == name
+
+    def test_what_the_parser_returns_is_already_normal(self) -> None:
+        for fmt in FORMATS:
+            for case in mrz_cases.corpus(fmt, 20, seed=11):
+                mrz = parse_mrz(case.text, today=mrz_cases.CORPUS_TODAY)
+                assert normalise_name(mrz.surname) == mrz.surname
+                assert normalise_name(mrz.given_names) == mrz.given_names
+
+
+def name_field(surname: str, given_names: str, fmt: FormatName) -> str:
+    """The name as Doc 9303 prints it, cut to the format's name field (written out here,
+    not taken from the module)."""
+    written = surname.replace(" ", "<") + "<<" + given_names.replace(" ", "<")
+    return written[: mrz_cases.NAME_WIDTH[fmt]]
+
+
+def parsed_name(surname: str, given_names: str, fmt: FormatName) -> tuple[str, str]:
+    """What the parser returns for a document of format ``fmt`` with this holder's name."""
+    if fmt == "TD3":
+        text = format_td3(
+            surname=surname,
+            given_names=given_names,
+            document_number="L898902C3",
+            issuing_state="UTO",
+            nationality="UTO",
+            birth_date=date(1974, 8, 12),
+            sex="F",
+            expiry_date=date(2032, 4, 15),
+        )
+    else:
+        text = compose(fmt, name=name_field(surname, given_names, fmt))
+    mrz = parse(text)
+    return mrz.surname, mrz.given_names
+
+
+LONG_SURNAME = "WOLFESCHLEGELSTEINHAUSENBERGERDORFF"  # 35 letters
+
+
+class TestMrzNameForms:
+    def test_a_short_name_has_one_form(self) -> None:
+        assert mrz_name_forms("Eriksson", "Anna María") == {("ERIKSSON", "ANNA MARIA")}
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    @pytest.mark.parametrize(
+        ("surname", "given_names"),
+        [
+            pytest.param("Eriksson", "Anna Maria", id="short"),
+            pytest.param(LONG_SURNAME, "Hubert Blaine", id="surname longer than TD1"),
+            pytest.param("Papadopoulou", "Alexandra Konstantina Evangelia", id="long given"),
+            pytest.param("A" * 29, "Bob", id="cut inside the double filler in TD1"),
+            pytest.param("A" * 28, "Bob", id="cut right after the double filler in TD1"),
+            pytest.param("A" * 30, "Bob", id="surname filling TD1"),
+            pytest.param("A" * 37, "Bob", id="cut inside the double filler in TD3"),
+            pytest.param("Ng", "Anna Maria Theresa Josefine Xaviera", id="cut after a filler"),
+            pytest.param("de la Cruz-Olmedo", "María José", id="several components"),
+            pytest.param("Smith", "", id="no given names"),
+        ],
+    )
+    def test_what_the_parser_returns_is_a_form(
+        self, surname: str, given_names: str, fmt: FormatName
+    ) -> None:
+        forms = mrz_name_forms(surname, given_names)
+        holder = normalise_name(surname), normalise_name(given_names)
+        assert holder in forms
+        assert parsed_name(*holder, fmt) in forms
+
+    def test_a_long_name_as_each_format_cuts_it(self) -> None:
+        forms = mrz_name_forms(LONG_SURNAME.title(), "Hubert Blaine")
+        assert (
+            forms
+            == {
+                (LONG_SURNAME, "HUBERT BLAINE"),
+                (LONG_SURNAME[:30], ""),  # TD1: 30 characters of surname, no given names
+                (LONG_SURNAME[:31], ""),  # TD2 and MRV-B
+                (LONG_SURNAME, "HU"),  # TD3 and MRV-A: 35 + "<<" + 2
+            }
+        )
+        assert parsed_name(LONG_SURNAME, "HUBERT BLAINE", "TD1") == (LONG_SURNAME[:30], "")
+        assert parsed_name(LONG_SURNAME, "HUBERT BLAINE", "TD3") == (LONG_SURNAME, "HU")
+
+    def test_a_cut_inside_the_double_filler_loses_the_given_names(self) -> None:
+        # 29 letters and one "<" of the two: TD1 reads it as a surname alone.
+        assert parsed_name("A" * 29, "BOB", "TD1") == ("A" * 29, "")
+        assert ("A" * 29, "") in mrz_name_forms("A" * 29, "Bob")
+
+    def test_a_cut_after_a_filler_leaves_no_empty_word(self) -> None:
+        surname = "ABCDEFGHIJKLMNOPQRSTUV"  # 22 letters
+        # TD1 keeps 30 of "ABCDEFGHIJKLMNOPQRSTUV<<ANNAM<ARIA": it ends in the "<" after
+        # ANNAM; TD2 keeps one letter more.
+        assert name_field(surname, "ANNAM ARIA", "TD1").endswith("ANNAM<")
+        assert parsed_name(surname, "ANNAM ARIA", "TD1") == (surname, "ANNAM")
+        assert mrz_name_forms(surname, "Annam Aria") == {
+            (surname, "ANNAM ARIA"),
+            (surname, "ANNAM"),
+            (surname, "ANNAM A"),
+        }
+
+    def test_names_that_do_not_normalise_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="U\\+0418"):
+            mrz_name_forms("Иванов", "Ivan")
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(st.text(alphabet=mrz_cases.LETTERS, min_size=1, max_size=14), max_size=4),
+        st.lists(st.text(alphabet=mrz_cases.LETTERS, min_size=1, max_size=14), max_size=4),
+        st.sampled_from(FORMATS),
+    )
+    def test_every_parsed_cut_is_a_form(
+        self, surnames: list[str], given: list[str], fmt: FormatName
+    ) -> None:
+        surname, given_names = " ".join(surnames), " ".join(given)
+        assert parsed_name(surname, given_names, fmt) in mrz_name_forms(surname, given_names)

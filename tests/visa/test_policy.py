@@ -40,6 +40,7 @@ class TestLoadPolicy:
             window_days=180,
             adult_age=18,
             visa_exempt=("GBR", "USA", "D"),
+            min_document_validity_days=90,
         )
         assert policy.load_policy() == loaded
         assert policy.DEFAULT_POLICY_FILE.parent == Path(policy.__file__).parent
@@ -49,6 +50,21 @@ class TestLoadPolicy:
         assert (loaded.host_state, loaded.rule_set) == ("ATL", "test-7")
         assert (loaded.max_stay_days, loaded.window_days, loaded.adult_age) == (30, 60, 21)
         assert loaded.visa_exempt == ("FRA", "D", "NZ")
+
+    def test_the_default_file_writes_the_optional_key_out(self) -> None:
+        # Shown with its value, so an admin copying the file sees what they may change.
+        text = policy.DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+        assert "\nmin_document_validity_days = 90\n" in text
+
+    def test_a_first_stage_file_loads_with_the_default_validity(self, tmp_path: Path) -> None:
+        assert "min_document_validity_days" not in GOOD
+        loaded = policy.load_policy(write(tmp_path, GOOD))
+        assert loaded.min_document_validity_days == 90
+
+    @pytest.mark.parametrize("days", [0, 1, 180])
+    def test_a_document_validity_is_read(self, tmp_path: Path, days: int) -> None:
+        path = write(tmp_path, with_line("min_document_validity_days", str(days)))
+        assert policy.load_policy(path).min_document_validity_days == days
 
     def test_an_allowance_as_long_as_the_window_is_accepted(self, tmp_path: Path) -> None:
         loaded = policy.load_policy(write(tmp_path, with_line("max_stay_days", "60")))
@@ -119,11 +135,35 @@ class TestLoadPolicy:
             pytest.param(
                 "rule_set",
                 "",
-                r"rule_set: missing; every policy field is required",
+                r"rule_set: missing; this field is required \(it has no default\)",
                 id="missing rule_set",
             ),
             pytest.param("rule_set", '""', r"rule_set: .*at least 1 character", id="empty rule"),
             pytest.param("rule_set", "2026.1", r"rule_set: .*string", id="unquoted rule_set"),
+            pytest.param(
+                "min_document_validity_days",
+                "-1",
+                r"min_document_validity_days: .*greater than or equal to 0, got -1",
+                id="negative validity",
+            ),
+            pytest.param(
+                "min_document_validity_days",
+                '"90"',
+                r"min_document_validity_days: .*integer, got '90'",
+                id="quoted validity",
+            ),
+            pytest.param(
+                "min_document_validity_days",
+                "90.0",
+                r"min_document_validity_days: .*integer",
+                id="fractional validity",
+            ),
+            pytest.param(
+                "min_document_validity_days",
+                "true",
+                r"min_document_validity_days: .*integer",
+                id="boolean validity",
+            ),
         ],
     )
     def test_bad_values_are_named(

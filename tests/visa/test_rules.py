@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 import pytest
@@ -99,8 +99,39 @@ ENTRY_CASES = {
         traveller=replace(NEEDS_VISA, document_expiry=ON - timedelta(days=1)),
         visa_id=vid(1),
     ),
-    "document expiring on the day is still valid": Case(
-        [], traveller=replace(NEEDS_VISA, document_expiry=ON), visa_id=vid(1)
+    "document expiring on the day has not expired, but is too short": Case(
+        ["DOCUMENT_VALIDITY_SHORT"],
+        traveller=replace(NEEDS_VISA, document_expiry=ON),
+        visa_id=vid(1),
+    ),
+    "document valid exactly 90 days after the entry": Case(
+        [], traveller=replace(NEEDS_VISA, document_expiry=ON + timedelta(days=90)), visa_id=vid(1)
+    ),
+    "document valid 89 days after the entry": Case(
+        ["DOCUMENT_VALIDITY_SHORT"],
+        traveller=replace(NEEDS_VISA, document_expiry=ON + timedelta(days=89)),
+        visa_id=vid(1),
+    ),
+    "exempt with a short document": Case(
+        ["DOCUMENT_VALIDITY_SHORT"],
+        traveller=replace(EXEMPT, document_expiry=ON + timedelta(days=30)),
+        visas=[],
+    ),
+    "national with a short document": Case(
+        [], traveller=replace(NATIONAL, document_expiry=ON + timedelta(days=10)), visas=[]
+    ),
+    "unknown expiry is not short": Case(
+        [], traveller=replace(NEEDS_VISA, document_expiry=None), visa_id=vid(1)
+    ),
+    "unknown traveller with a short document": Case(
+        ["DOCUMENT_VALIDITY_SHORT", "UNKNOWN_TRAVELER"],
+        traveller=replace(NEEDS_VISA, known=False, document_expiry=ON + timedelta(days=1)),
+        visas=[],
+    ),
+    "short document of a minor": Case(
+        ["DOCUMENT_VALIDITY_SHORT", "MINOR_UNACCOMPANIED"],
+        traveller=Traveller("ZZZ", D("2012-01-01"), ON + timedelta(days=1), known=True),
+        visa_id=vid(1),
     ),
     "national with an expired document": Case(
         ["DOCUMENT_EXPIRED"],
@@ -349,6 +380,7 @@ class TestFigures:
             "regime": "short_stay",
             "visa_required": True,
             "document_expiry": None,
+            "min_document_validity_days": 90,
             "minor": False,
             "accompanied": False,
             "visa": {
@@ -400,6 +432,21 @@ class TestFigures:
         assert "ZZZ" not in text
         assert "1977" not in text
 
+    @pytest.mark.parametrize(
+        "result",
+        [
+            pytest.param(entry(NATIONAL), id="national entry"),
+            pytest.param(entry(replace(NEEDS_VISA, known=False)), id="unknown traveller"),
+            pytest.param(entry(visas=[visa()]), id="entry on a visa"),
+            pytest.param(exit_(NATIONAL), id="national exit"),
+            pytest.param(exit_(EXEMPT), id="exit without entry"),
+            pytest.param(exit_(EXEMPT, history=trip("2026-06-01", None)), id="exit"),
+        ],
+    )
+    def test_figures_always_hold_the_same_keys(self, result: rules.Evaluation) -> None:
+        assert set(result.figures) == set(entry(visas=[visa()]).figures)
+        assert result.figures["min_document_validity_days"] == 90
+
     def test_policy_figures_come_from_the_policy(self) -> None:
         policy = POLICY.model_copy(
             update={"rule_set": "t-1", "max_stay_days": 30, "window_days": 60}
@@ -407,6 +454,82 @@ class TestFigures:
         result = entry(EXEMPT, history=trip("2026-05-01", "2026-05-30"), policy=policy)
         assert result.codes == ["STAY_LIMIT_EXCEEDED"]
         assert (result.figures["rule_set"], result.figures["max_stay_days"]) == ("t-1", 30)
+
+
+class TestDocumentValidity:
+    def test_the_reason_names_the_dates_and_the_days(self) -> None:
+        traveller = replace(NEEDS_VISA, document_expiry=D("2026-08-01"))
+        reason = entry(traveller, [visa()]).reasons[0]
+        assert reason.as_dict() == {
+            "code": "DOCUMENT_VALIDITY_SHORT",
+            "detail": "the document expires on 2026-08-01, less than 90 days after the entry "
+            "on 2026-06-15",
+            "grounds_for_refusal": True,
+        }
+
+    @pytest.mark.parametrize(
+        ("days", "expiry_after", "codes"),
+        [
+            pytest.param(0, 0, [], id="0 days: expiring on the day passes"),
+            pytest.param(0, -1, ["DOCUMENT_EXPIRED"], id="0 days: expired the day before"),
+            pytest.param(1, 0, ["DOCUMENT_VALIDITY_SHORT"], id="1 day: expiring on the day"),
+            pytest.param(1, 1, [], id="1 day: expiring the next day"),
+            pytest.param(180, 179, ["DOCUMENT_VALIDITY_SHORT"], id="180 days: a day short"),
+            pytest.param(180, 180, [], id="180 days: enough"),
+            pytest.param(10**9, 36500, ["DOCUMENT_VALIDITY_SHORT"], id="beyond the calendar"),
+        ],
+    )
+    def test_the_days_come_from_the_policy(
+        self, days: int, expiry_after: int, codes: list[str]
+    ) -> None:
+        policy = POLICY.model_copy(update={"min_document_validity_days": days})
+        traveller = replace(EXEMPT, document_expiry=ON + timedelta(days=expiry_after))
+        result = entry(traveller, policy=policy)
+        assert result.codes == codes
+        assert result.figures["min_document_validity_days"] == days
+
+    def test_an_expired_document_is_not_also_short(self) -> None:
+        traveller = replace(EXEMPT, document_expiry=ON - timedelta(days=400))
+        assert entry(traveller).codes == ["DOCUMENT_EXPIRED"]
+
+
+class TestReasonTables:
+    def test_every_code_has_its_grounds(self) -> None:
+        assert set(rules.GROUNDS_FOR_REFUSAL) == set(get_args(rules.ReasonCode))
+
+    def test_the_second_stage_codes_follow_design_section_10(self) -> None:
+        assert {
+            code: rules.GROUNDS_FOR_REFUSAL[code]
+            for code in (
+                "DOCUMENT_VALIDITY_SHORT",
+                "DOCUMENT_CHANGED",
+                "DOCUMENT_ALERT",
+                "ENTRY_BAN",
+                "WATCHLIST_HIT",
+                "NAME_ALERT",
+                "SEE_OFFICER",
+            )
+        } == {
+            "DOCUMENT_VALIDITY_SHORT": True,
+            "DOCUMENT_CHANGED": False,
+            "DOCUMENT_ALERT": True,
+            "ENTRY_BAN": True,
+            "WATCHLIST_HIT": False,
+            "NAME_ALERT": False,
+            "SEE_OFFICER": False,
+        }
+        assert rules.Reason.of("SEE_OFFICER", "see an officer").grounds_for_refusal is False
+
+    def test_refusal_grounds_are_the_ten_letters_of_annex_v_part_b(self) -> None:
+        assert list(rules.REFUSAL_GROUNDS) == list("ABCDEFGHIJ")
+        assert all(
+            meaning and meaning == meaning.strip() for meaning in rules.REFUSAL_GROUNDS.values()
+        )
+        assert rules.REFUSAL_GROUNDS["A"] == "no valid travel document"
+        assert "90 days during a 180-day period" in rules.REFUSAL_GROUNDS["F"]
+        assert "alert" in rules.REFUSAL_GROUNDS["H"]
+        assert rules.REFUSAL_GROUNDS["J"] == "no valid travel authorisation"
+        assert "REFUSAL_GROUNDS" in rules.__all__
 
 
 class TestEvaluateExit:
@@ -504,6 +627,12 @@ class TestEvaluateExit:
         history = trip("2026-06-01", None)
         assert exit_(traveller, [], history).codes == ["DOCUMENT_EXPIRED", "MINOR_UNACCOMPANIED"]
         assert exit_(traveller, [], history, accompanied=True).codes == ["DOCUMENT_EXPIRED"]
+
+    def test_a_short_document_is_no_matter_at_exit(self) -> None:
+        traveller = replace(EXEMPT, document_expiry=ON + timedelta(days=1))
+        history = trip("2026-06-01", None)
+        assert exit_(traveller, [], history).codes == []
+        assert entry(traveller).codes == ["DOCUMENT_VALIDITY_SHORT"]
 
     def test_exit_after_an_unrecorded_exit(self) -> None:
         # Two entries in a row: the first stay is counted up to the second entry.

@@ -2,6 +2,7 @@
 packages read."""
 
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -318,6 +319,39 @@ class TestVisaFacts:
             status="issued",
         )
         assert facts[0].status == "revoked"
+
+    def test_a_visa_revoked_after_the_moment_counts_as_issued_then(
+        self, client: TestClient, headers: Headers, person: UUID
+    ) -> None:
+        revoked = issue(client, headers, person)
+        kept = issue(client, headers, person, visa_type="D", duration_of_stay_days=90)
+        response = client.post(f"/v1/visas/{revoked}/revoke", headers=headers["consular"])
+        revoked_at = datetime.fromisoformat(response.json()["revoked_at"])
+        second = timedelta(seconds=1)
+
+        def statuses(at: datetime | None = None) -> dict[UUID, str]:
+            with runtime_of(client).pool.connection() as conn:
+                return {v.visa_id: v.status for v in visa_service.visa_facts(conn, person, at=at)}
+
+        assert statuses(at=revoked_at - second) == {revoked: "issued", kept: "issued"}
+        # The same moment in another zone is the same moment.
+        assert statuses(at=(revoked_at - second).astimezone(timezone(timedelta(hours=-5)))) == {
+            revoked: "issued",
+            kept: "issued",
+        }
+        assert statuses(at=revoked_at) == {revoked: "revoked", kept: "issued"}
+        assert statuses(at=revoked_at + second) == {revoked: "revoked", kept: "issued"}
+        assert statuses() == {revoked: "revoked", kept: "issued"}, "as stored without at"
+
+    def test_a_naive_moment_is_refused(
+        self, client: TestClient, headers: Headers, person: UUID
+    ) -> None:
+        issue(client, headers, person)
+        with (
+            runtime_of(client).pool.connection() as conn,
+            pytest.raises(ValueError, match="aware"),
+        ):
+            visa_service.visa_facts(conn, person, at=datetime(2026, 6, 15, 12, 0))
 
     def test_reading_facts_is_not_audited(
         self, client: TestClient, headers: Headers, person: UUID
