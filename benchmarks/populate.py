@@ -60,7 +60,7 @@ from core.db import Conn
 from core.runtime import Runtime
 from core.settings import Settings
 from enrollment import capture as capture_mod
-from enrollment import intake
+from enrollment import indexes, intake
 from enrollment import store as enrollment_store
 from enrollment.galleries import Galleries, seal_template
 from enrollment.templates import FaceModel
@@ -306,8 +306,19 @@ _COPIES: dict[str, tuple[str, list[str]]] = {
     ),
     "persons": (
         "COPY persons (id, status, surname, given_names, nationality, birth_date, sex,"
-        " created_at, updated_at) FROM STDIN (FORMAT BINARY)",
-        ["uuid", "text", "bytea", "bytea", "bytea", "bytea", "bytea", "timestamptz", "timestamptz"],
+        " created_at, updated_at, name_index) FROM STDIN (FORMAT BINARY)",
+        [
+            "uuid",
+            "text",
+            "bytea",
+            "bytea",
+            "bytea",
+            "bytea",
+            "bytea",
+            "timestamptz",
+            "timestamptz",
+            "bytea",
+        ],
     ),
     "documents": (
         "COPY documents (id, person_id, document_code, issuing_state, expiry_date, number,"
@@ -373,7 +384,9 @@ class _Writer:
             crypto.seal(key, v.encode(), crypto.aad("persons", f, person_id))
             for f, v in zip(fields, values, strict=True)
         ]
-        self.rows.persons.append((person_id, "active", *sealed, now, now))
+        # The name index the service gives every person (else its start-up indexes them).
+        name_index = indexes.name_key(self.rt.keys, surname, given_names, birth_date.isoformat())
+        self.rows.persons.append((person_id, "active", *sealed, now, now, name_index))
         document_id = uuid.uuid4()
         self.rows.documents.append(
             (
