@@ -108,8 +108,9 @@ def add(
     """A new alert of any kind; a person alert is a watchlist entry with its category."""
     if isinstance(body, models.PersonAlertIn):
         created = enrollment_service.watchlist_add(
-            rt, bio, principal, body.person_id, reason=body.note or "", category=body.category
-        )
+            rt, bio, principal, body.person_id, reason=body.note or "", category=body.category,
+            unique=True,
+        )  # fmt: skip
         return models.AlertCreated(alert_id=created.entry_id, kind="person")
     now = datetime.now(UTC)
     if isinstance(body, models.DocumentAlertIn):

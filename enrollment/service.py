@@ -495,13 +495,19 @@ def watchlist_add(
     *,
     reason: str,
     category: str = "watch",
+    unique: bool = False,
 ) -> models.WatchlistCreated:
     """A person alert: a watchlist entry with its category; the person's captures join the
-    watchlist gallery."""
+    watchlist gallery. With ``unique`` (the alerts route), a second active alert of the
+    same category on the person is 409, as for document and name alerts."""
     entry_id = uuid4()
     with transaction(rt.pool) as conn:
         if store.get_person(conn, person_id, lock=True) is None:
             raise NotFound("person", person_id)
+        if unique and category in store.person_categories(conn, [person_id]).get(person_id, []):
+            raise AlreadyExists(
+                "the same alert is active already", kind="person", category=category
+            )
         key = _data_key(rt, conn, person_id)
         store.insert_watchlist(
             conn,
