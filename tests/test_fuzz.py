@@ -79,8 +79,11 @@ def input_names(method: str, path: str) -> set[str]:
     operation = SPEC["paths"][path][method.lower()]
     names = {p["name"] for p in operation.get("parameters", [])}
     for content in operation.get("requestBody", {}).get("content", {}).values():
-        ref = content["schema"].get("$ref", "")
-        names |= set(SPEC["components"]["schemas"][ref.split("/")[-1]]["properties"])
+        schema = content["schema"]
+        # A discriminated union (the alerts' kinds) lists its models under oneOf.
+        for option in schema.get("oneOf", [schema]):
+            ref = option.get("$ref", "")
+            names |= set(SPEC["components"]["schemas"][ref.split("/")[-1]]["properties"])
     return names
 
 
