@@ -139,6 +139,15 @@ def _location(err: Any) -> list[str]:
     return loc
 
 
+def _message(err: Any) -> str:
+    # Pydantic's message for an unknown union tag quotes the tag the caller sent: name the
+    # expected tags instead, so no caller text is echoed (or logged with the refusal).
+    if str(err.get("type", "")).startswith("union_tag"):
+        ctx = err.get("ctx") or {}
+        return f"must be one of {ctx.get('expected_tags', 'the documented values')}"[:200]
+    return str(err.get("msg", ""))[:200]
+
+
 def _field(err: Any) -> str:
     """The field a problem is about, named on its own as every other 422 does: a model's
     own check names it in its context."""
@@ -161,10 +170,7 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     # Field paths and messages only, and a bounded number of them: pydantic's "input" may
     # hold personal data, and a body of a million unknown keys must not echo a million.
     errors = exc.errors()
-    problems = [
-        {"loc": _location(err), "msg": str(err.get("msg", ""))[:200]}
-        for err in errors[:_MAX_PROBLEMS]
-    ]
+    problems = [{"loc": _location(err), "msg": _message(err)} for err in errors[:_MAX_PROBLEMS]]
     summary = "; ".join(f"{'.'.join(p['loc'])}: {p['msg']}" for p in problems[:5])
     more = f" (and {len(errors) - _MAX_PROBLEMS} more)" if len(errors) > _MAX_PROBLEMS else ""
     field = _field(errors[0]) if errors else ""

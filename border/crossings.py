@@ -133,7 +133,11 @@ def _out(
         rule_set=row.rule_set,
         visa_id=row.visa_id,
         accompanied_by=row.accompanied_by,
-        candidates=None if kiosk or row.candidates is None else row.candidates,
+        candidates=(
+            None
+            if kiosk or row.candidates is None
+            else [models.Candidate.model_validate(c) for c in row.candidates]
+        ),
         resolution=resolution,
     )
 
@@ -220,6 +224,10 @@ def cross(
             companion=_companion(conn, request, at), day=day, adult_age=policy.adult_age,
         )  # fmt: skip
         holder = facts.holder
+        if holder is not None:
+            # The person's history may also move under another of their documents (or an
+            # officer's link): serialise on the person too, always after the document.
+            store.lock_traveller(conn, holder.bytes)
         judgement = decision.judge(
             policy,
             decision.Facts(
@@ -228,7 +236,6 @@ def cross(
                 document=document,
                 input_reasons=input_reasons,
                 holder_known=holder is not None,
-                enrolled_now=facts.enrolled_seq is not None,
                 distance=facts.distance,
                 threshold=rt.settings.verify_threshold,
                 candidates=len(facts.candidates),
@@ -335,7 +342,7 @@ def _link(
             field="link_person_id",
         )
     document = _open_document(rt, conn, row)
-    store.lock_traveller(conn, person_id.bytes)
+    store.lock_traveller(conn, person_id.bytes)  # after the document's lock, as cross() does
     facts = enrollment_service.traveller_facts(
         rt, bio, conn, principal,
         document=document, document_index=row.document_index, capture=None, image=b"",
@@ -354,7 +361,6 @@ def _link(
             document=document,
             input_reasons=[],
             holder_known=True,
-            enrolled_now=False,
             distance=None,
             threshold=threshold,
             candidates=0,
@@ -424,6 +430,8 @@ def resolve(
         if row.document_index is not None:
             # An entry resolved admit opens a stay: serialised with the traveller's kiosks.
             store.lock_traveller(conn, row.document_index)
+        if row.person_id is not None:
+            store.lock_traveller(conn, row.person_id.bytes)
         if body.link_person_id is not None:
             row = _link(rt, bio, policy, conn, principal, row, body)
         if body.outcome == "admit":

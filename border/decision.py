@@ -62,7 +62,6 @@ class Facts:
     # Reasons found while reading the inputs: MRZ_INVALID, FACE_NOT_DETECTED/QUALITY_LOW.
     input_reasons: Sequence[Reason]
     holder_known: bool
-    enrolled_now: bool
     distance: float | None
     threshold: float
     candidates: int

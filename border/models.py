@@ -48,6 +48,11 @@ class ReasonOut(BaseModel):
     grounds_for_refusal: bool
 
 
+class Candidate(BaseModel):
+    person_id: UUID
+    distance: float
+
+
 class Match(BaseModel):
     distance: float
     threshold: float
@@ -82,8 +87,9 @@ class CrossingOut(BaseModel):
     rule_set: str
     visa_id: UUID | None
     accompanied_by: UUID | None
-    candidates: list[dict[str, Any]] | None = Field(
-        default=None, description="DOCUMENT_CHANGED: the enrolled persons the face matches"
+    candidates: list[Candidate] | None = Field(
+        default=None,
+        description="DOCUMENT_CHANGED: the enrolled persons the face matches (officers only)",
     )
     resolution: Resolution | None = None
 

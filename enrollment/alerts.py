@@ -56,15 +56,18 @@ def _open(keys: Keyring, row: store.AlertRow) -> dict[str, str | None]:
     return contents
 
 
-def _normalised(value: str, field: str) -> str:
+def _normalised(value: str, field: str, *, required: bool = False) -> str:
     try:
-        return normalise_name(value)
+        name = normalise_name(value)
     except ValueError:
         raise InvalidRequest(
             f"{field} holds characters that no MRZ can print (letters, spaces, hyphens and "
             "apostrophes only)",
             field=field,
         ) from None
+    if required and not name:
+        raise InvalidRequest(f"{field} holds no letter", field=field)
+    return name
 
 
 def _birth(value: str) -> str:
@@ -117,7 +120,7 @@ def add(
         row = _document_row(rt.keys, principal, body, now)
         keys = [row.identity]
     else:
-        surname = _normalised(body.surname, "surname")
+        surname = _normalised(body.surname, "surname", required=True)
         given = _normalised(body.given_names, "given_names")
         birth = _birth(body.birth_date)
         alert_id = uuid4()
@@ -141,7 +144,11 @@ def add(
         )
         keys = indexes.name_keys(rt.keys, surname, given, birth)
     with transaction(rt.pool) as conn:
-        added = store.insert_alert(conn, row, keys)
+        if not store.insert_alert(conn, row, keys):
+            # Nothing was written; the refusal is audited like any other.
+            raise enrollment_service.AlreadyExists(
+                "the same alert is active already", kind=row.kind, category=row.category
+            )
         audit_service.record(
             conn,
             rt.keys,
@@ -149,11 +156,7 @@ def add(
             "alerts.add",
             resource_type="alert",
             resource_id=row.id,
-            detail={"kind": row.kind, "category": row.category, "duplicate": not added},
-        )
-    if not added:
-        raise enrollment_service.AlreadyExists(
-            "the same alert is active already", kind=row.kind, category=row.category
+            detail={"kind": row.kind, "category": row.category},
         )
     return models.AlertCreated(alert_id=row.id, kind=row.kind)
 

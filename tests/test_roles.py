@@ -15,7 +15,10 @@ from tests.conftest import runtime_of
 # the app serves must appear here, so a new route cannot slip in without its roles.
 ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/persons"): {"consular", "officer"},
+    ("GET", "/v1/persons"): {"consular", "officer"},
     ("GET", "/v1/persons/{person_id}"): {"consular", "officer"},
+    ("POST", "/v1/persons/{person_id}/documents"): {"consular", "officer"},
+    ("POST", "/v1/persons/{person_id}/guardians"): {"consular", "officer"},
     ("POST", "/v1/persons/{person_id}/captures"): {"consular", "officer"},
     ("DELETE", "/v1/persons/{person_id}"): {"admin"},
     ("POST", "/v1/identify"): {"officer"},
@@ -23,6 +26,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/watchlist"): {"officer"},
     ("GET", "/v1/watchlist"): {"officer"},
     ("DELETE", "/v1/watchlist/{entry_id}"): {"officer"},
+    ("POST", "/v1/alerts"): {"officer"},
+    ("GET", "/v1/alerts"): {"officer"},
+    ("DELETE", "/v1/alerts/{alert_id}"): {"officer"},
     ("POST", "/v1/mrz/parse"): {"consular", "officer"},
     ("POST", "/v1/visas"): {"consular"},
     ("POST", "/v1/visas/{visa_id}/revoke"): {"consular"},
@@ -33,6 +39,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/overstayers"): {"officer"},
     ("GET", "/v1/audit/events"): {"auditor"},
     ("GET", "/v1/audit/verify"): {"auditor"},
+    ("GET", "/v1/dedup-overrides"): {"auditor"},
     ("POST", "/v1/clients"): {"admin"},
     ("GET", "/v1/clients"): {"admin"},
     ("DELETE", "/v1/clients/{client_id}"): {"admin"},

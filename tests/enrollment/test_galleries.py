@@ -14,7 +14,7 @@ from border.cli import app as cli
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings
-from enrollment import capture, galleries, models, service, store
+from enrollment import capture, galleries, service, store
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
 from tests.factories import photo, td3
