@@ -121,11 +121,11 @@ def judge(policy: Policy, facts: Facts) -> Judgement:
 
 
 def alert_reasons(alerts: Sequence[Alert]) -> list[Reason]:
-    """One reason per code and category, in the order the alerts came."""
+    """One reason per kind and category (a document and its holder both banned are two
+    reasons), in the order the alerts came."""
     out: dict[tuple[str, str], Reason] = {}
     for alert in alerts:
-        reason = _alert_reason(alert)
-        out.setdefault((reason.code, alert.category), reason)
+        out.setdefault((alert.kind, alert.category), _alert_reason(alert))
     return list(out.values())
 
 
@@ -141,7 +141,9 @@ def _alert_reason(alert: Alert) -> Reason:
         )
     if category == "entry_ban":
         where = "document" if alert.kind == "document" else "traveller"
-        return Reason.of("ENTRY_BAN", f"the {where} is under an alert for refusal of entry")
+        return Reason.of(
+            "ENTRY_BAN", f"the {where} is under an alert for refusal of entry (entry_ban)"
+        )
     if alert.kind == "document":
         return Reason(
             "DOCUMENT_ALERT",
