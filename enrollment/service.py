@@ -291,19 +291,7 @@ def enroll_in(
             **{f: _seal(key, "persons", f, person_id, values[f]) for f in _PERSON_FIELDS},
         ),
     )
-    store.insert_document(
-        conn,
-        store.DocumentRow(
-            id=document_id,
-            person_id=person_id,
-            document_code=document.document_code,
-            issuing_state=document.issuing_state,
-            expiry_date=document.expiry_date,
-            number=_seal(key, "documents", "number", document_id, document.document_number),
-            blind_index=blind_index,
-            created_at=now,
-        ),
-    )
+    _insert_document(conn, key, person_id, document_id, document, blind_index, now)
     capture_id, seq = _insert_capture(
         rt, conn, key, person_id, image, capture, station or _station(principal)
     )
@@ -642,6 +630,30 @@ def is_watchlisted(conn: Conn, person_id: UUID) -> bool:
     return store.is_watchlisted(conn, person_id)
 
 
+def _insert_document(
+    conn: Conn,
+    key: bytes,
+    person_id: UUID,
+    document_id: UUID,
+    document: MRZ,
+    blind_index: bytes,
+    at: datetime,
+) -> None:
+    store.insert_document(
+        conn,
+        store.DocumentRow(
+            id=document_id,
+            person_id=person_id,
+            document_code=document.document_code,
+            issuing_state=document.issuing_state,
+            expiry_date=document.expiry_date,
+            number=_seal(key, "documents", "number", document_id, document.document_number),
+            blind_index=blind_index,
+            created_at=at,
+        ),
+    )
+
+
 def _document_out(document: MRZ, document_id: UUID | None = None) -> models.DocumentOut:
     return models.DocumentOut(
         document_id=document_id,
@@ -665,21 +677,9 @@ def add_document_in(rt: Runtime, conn: Conn, person_id: UUID, document: MRZ) -> 
             "this document is held by another person",
             candidates=[{"person_id": str(holder), "match": "document"}],
         )
-    key = _data_key(rt, conn, person_id)
     document_id = uuid4()
-    store.insert_document(
-        conn,
-        store.DocumentRow(
-            id=document_id,
-            person_id=person_id,
-            document_code=document.document_code,
-            issuing_state=document.issuing_state,
-            expiry_date=document.expiry_date,
-            number=_seal(key, "documents", "number", document_id, document.document_number),
-            blind_index=index,
-            created_at=_now(),
-        ),
-    )
+    key = _data_key(rt, conn, person_id)
+    _insert_document(conn, key, person_id, document_id, document, index, _now())
     return _document_out(document, document_id)
 
 
@@ -790,10 +790,10 @@ def find_persons(
 def index_names(rt: Runtime, page: int = 1000) -> int:
     """Give a name index to persons enrolled before names were indexed (run at start-up;
     nothing to do on a store that has them all). Returns how many were indexed."""
-    done = 0
+    done, after = 0, UUID(int=0)
     while True:
         with transaction(rt.pool) as conn:
-            rows = store.persons_without_name_index(conn, page)
+            rows = store.persons_without_name_index(conn, after, page)
             for row in rows:
                 key = rt.keys.data_key(conn, row.id)
                 if key is None or row.surname is None or row.given_names is None:
@@ -809,9 +809,10 @@ def index_names(rt: Runtime, page: int = 1000) -> int:
                         date.fromisoformat(birth) if birth else None,
                     ),
                 )
-        done += len(rows)
+                done += 1
         if len(rows) < page:
             return done
+        after = rows[-1].id
 
 
 def add_guardian(

@@ -319,14 +319,14 @@ def persons_by_name_index(conn: Conn, indexes: list[bytes]) -> list[UUID]:
     return [UUID(str(r[0])) for r in rows]
 
 
-def persons_without_name_index(conn: Conn, limit: int) -> list[PersonRow]:
-    """Active persons enrolled before names were indexed, a page at a time."""
+def persons_without_name_index(conn: Conn, after: UUID, limit: int) -> list[PersonRow]:
+    """Active persons enrolled before names were indexed, by id after ``after``."""
     with conn.cursor(row_factory=class_row(PersonRow)) as cur:
         return cur.execute(
             "SELECT id, status, surname, given_names, nationality, birth_date, sex, created_at,"
             " updated_at, name_index FROM persons WHERE name_index IS NULL"
-            " AND status = 'active' ORDER BY id LIMIT %(n)s",
-            {"n": limit},
+            " AND status = 'active' AND id > %(after)s ORDER BY id LIMIT %(n)s",
+            {"after": after, "n": limit},
         ).fetchall()
 
 

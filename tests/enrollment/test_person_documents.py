@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from core import auth
+from enrollment import service
 from tests.border.crossing_helpers import Clock, cross
 from tests.conftest import runtime_of
 from tests.factories import enroll, photo, td3
@@ -271,6 +272,21 @@ class TestSearch:
             client, headers["consular"], surname=surname, given_names=given_names,
             birth_date="1974-08-12",
         ) == [str(person_id)]  # fmt: skip
+
+    def test_persons_enrolled_before_names_were_indexed_are_found_after_start(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        person_id = enroll(client, headers["consular"], "obama.jpg", FIRST)
+        rt = runtime_of(client)
+        with rt.pool.connection() as conn:
+            # As a store migrated from the first stage holds them: no name index yet.
+            conn.execute("UPDATE persons SET name_index = NULL")
+        query = {"surname": "ERIKSSON", "given_names": "ANNA MARIA", "birth_date": "1974-08-12"}
+        assert found(client, headers["consular"], **query) == []
+
+        assert service.index_names(rt) == 1
+        assert found(client, headers["consular"], **query) == [str(person_id)]
+        assert service.index_names(rt) == 0
 
     @pytest.mark.parametrize(
         ("surname", "given_names", "birth_date"),
