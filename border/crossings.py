@@ -16,6 +16,7 @@ from core.errors import BorderError, Forbidden, InvalidRequest, NotFound
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
 from enrollment import intake
+from enrollment import models as enrollment_models
 from enrollment import service as enrollment_service
 from enrollment.service import Biometrics
 from visa import rules, stay
@@ -76,12 +77,16 @@ def _moment(rt: Runtime, text: str | None) -> datetime:
     return at.astimezone(UTC)
 
 
-def _history(conn: Conn, person_id: UUID | None) -> list[rules.Movement]:
+def _history(
+    conn: Conn, person_id: UUID | None, document_index: bytes | None = None
+) -> list[rules.Movement]:
+    """The person's admitted movements; with ``document_index``, also those admitted on
+    that document before anyone held it (a link is about to attach them)."""
     if person_id is None:
         return []
     return [
         rules.Movement(m.direction, m.day, m.visa_id)  # type: ignore[arg-type]
-        for m in store.movements(conn, person_id)
+        for m in store.movements(conn, person_id, document_index)
     ]
 
 
@@ -109,10 +114,12 @@ def _out(
         )
     resolution = None
     if row.outcome is not None and row.resolved_at is not None and row.resolved_by is not None:
+        linked = row.figures.get("linked_reasons")
         resolution = models.Resolution(
             outcome=row.outcome,  # type: ignore[arg-type]
             grounds=row.grounds,
             protection=row.protection,
+            linked_reasons=None if linked is None else [models.ReasonOut(**r) for r in linked],
             note=note,
             resolved_by=row.resolved_by,
             resolved_at=row.resolved_at,
@@ -136,7 +143,7 @@ def _out(
         candidates=(
             None
             if kiosk or row.candidates is None
-            else [models.Candidate.model_validate(c) for c in row.candidates]
+            else [enrollment_models.Candidate.model_validate(c) for c in row.candidates]
         ),
         resolution=resolution,
     )
@@ -153,8 +160,7 @@ def _read_inputs(
     try:
         document = visa_service.read_mrz(request.mrz)
     except visa_service.MrzInvalid as exc:
-        field, reason = exc.extra.get("field"), exc.extra.get("reason")
-        reasons.append(rules.Reason.of("MRZ_INVALID", f"the MRZ failed: {field} ({reason})"))
+        reasons.append(decision.mrz_reason(exc.extra.get("field"), exc.extra.get("reason")))
     capture: capture_mod.Capture | None = None
     try:
         capture = capture_mod.from_image(bio.model, image, rt.settings)
@@ -239,7 +245,7 @@ def cross(
                 distance=facts.distance,
                 threshold=rt.settings.verify_threshold,
                 candidates=len(facts.candidates),
-                alerts=[decision.Alert(a.kind, a.category) for a in facts.alerts],
+                alerts=facts.alerts,
                 visas=visa_service.visa_facts(conn, holder, at=at) if holder else [],
                 history=_history(conn, holder),
                 accompanied=facts.accompanied,
@@ -257,7 +263,14 @@ def cross(
             decision=judgement.decision,
             reasons=[r.as_dict() for r in judgement.reasons],
             match_distance=facts.distance,
-            match_threshold=rt.settings.verify_threshold if facts.distance is not None else None,
+            # 1:1 against the holder, or the 1:N threshold the candidates were found within.
+            match_threshold=(
+                rt.settings.verify_threshold
+                if facts.distance is not None
+                else facts.identify_threshold
+                if changed
+                else None
+            ),
             figures=judgement.figures,
             rule_set=policy.rule_set,
             visa_id=judgement.visa_id,
@@ -285,7 +298,12 @@ def cross(
         )
     if facts.enrolled_seq is not None and capture is not None:
         bio.galleries.add([facts.enrolled_seq], [capture.face.template], set())
-    return _out(row, kiosk=principal.role == "kiosk")
+    kiosk = principal.role == "kiosk"
+    # A kiosk that named the adult by their crossing never learns the adult's person id.
+    out = _out(row, kiosk=kiosk)
+    if kiosk and request.accompanied_by_crossing is not None:
+        out.accompanied_by = None
+    return out
 
 
 def _seal_document(rt: Runtime, conn: Conn, crossing_id: UUID, mrz: str) -> bytes:
@@ -332,7 +350,9 @@ def _link(
 ) -> store.CrossingRow:
     """Judge the crossing again as the chosen candidate's (their alerts, visas and history),
     refuse a link-and-admit that raises grounds for refusal, else join the document to the
-    person and attach the crossing to them."""
+    person and attach the crossing, and the document's earlier admitted crossings, to
+    them. The MRZ kept for the link and its key go: the document now lives under the
+    person's key, erased with them."""
     person_id = body.link_person_id
     assert person_id is not None
     chosen = [c for c in row.candidates or [] if c.get("person_id") == str(person_id)]
@@ -343,16 +363,12 @@ def _link(
         )
     document = _open_document(rt, conn, row)
     store.lock_traveller(conn, person_id.bytes)  # after the document's lock, as cross() does
-    facts = enrollment_service.traveller_facts(
-        rt, bio, conn, principal,
-        document=document, document_index=row.document_index, capture=None, image=b"",
-        station=row.border_point, enroll_if_new=False, holder=person_id,
-        companion=None, day=row.day, adult_age=policy.adult_age,
-    )  # fmt: skip
-    if facts.person is None:
+    if not enrollment_service.is_active(conn, person_id):
         raise NotFound("person", person_id)
-    distance = float(chosen[0]["distance"])
-    threshold = bio.galleries.identify_threshold()
+    facts = enrollment_service.traveller_facts(
+        rt, bio, conn, principal, document=document, document_index=row.document_index,
+        capture=None, holder=person_id, day=row.day, adult_age=policy.adult_age,
+    )  # fmt: skip
     judgement = decision.judge(
         policy,
         decision.Facts(
@@ -362,29 +378,44 @@ def _link(
             input_reasons=[],
             holder_known=True,
             distance=None,
-            threshold=threshold,
+            threshold=rt.settings.verify_threshold,
             candidates=0,
-            alerts=[decision.Alert(a.kind, a.category) for a in facts.alerts],
+            alerts=facts.alerts,
             visas=visa_service.visa_facts(conn, person_id, at=row.at),
-            history=_history(conn, person_id),
+            history=_history(conn, person_id, row.document_index),
             accompanied=False,
         ),
     )
     if body.outcome == "admit" and judgement.grounds:
         raise LinkRefused(
             "as this person's, the crossing raises grounds for refusal: decide again",
+            person_id=str(person_id),
             reasons=[r.as_dict() for r in judgement.reasons],
         )
-    if row.document_index is None or enrollment_service.holder_of(conn, row.document_index) != (
-        person_id
-    ):
+    assert row.document_index is not None
+    document_id = None
+    if enrollment_service.holder_of(conn, row.document_index) != person_id:
         # A second referral on the same new document finds it joined already.
-        enrollment_service.add_document_in(rt, conn, person_id, document)
+        document_id = enrollment_service.add_document_in(rt, conn, person_id, document).document_id
     figures = judgement.figures | {"linked_reasons": [r.as_dict() for r in judgement.reasons]}
     store.link(
         conn, row.id, person_id, visa_id=judgement.visa_id, figures=figures,
-        distance=distance, threshold=threshold,
+        distance=float(chosen[0]["distance"]), document_index=row.document_index,
     )  # fmt: skip
+    rt.keys.shred(conn, row.id)
+    audit_service.record(
+        conn,
+        rt.keys,
+        principal,
+        "documents.create",
+        resource_type="person",
+        resource_id=person_id,
+        detail={
+            "document_id": None if document_id is None else str(document_id),
+            "crossing_id": str(row.id),
+            "via": "link",
+        },
+    )
     linked = store.get(conn, row.id)
     assert linked is not None
     return linked
@@ -419,48 +450,65 @@ def resolve(
     """An officer's resolution of a referral: admit, refuse (with Annex V grounds) or
     protection (a hand-over to the asylum or victim-protection authority, never a refusal);
     with ``link_person_id``, the changed document joins that candidate first."""
-    with transaction(rt.pool) as conn:
-        row = store.get(conn, crossing_id, lock=True)
-        if row is None:
-            raise NotFound("crossing", crossing_id)
-        if row.decision != "refer":
-            raise AlreadyResolved("only a referred crossing is resolved; this one was admitted")
-        if row.outcome is not None:
-            raise AlreadyResolved(f"this crossing was resolved ({row.outcome}) already")
-        if row.document_index is not None:
-            # An entry resolved admit opens a stay: serialised with the traveller's kiosks.
-            store.lock_traveller(conn, row.document_index)
-        if row.person_id is not None:
-            store.lock_traveller(conn, row.person_id.bytes)
-        if body.link_person_id is not None:
-            row = _link(rt, bio, policy, conn, principal, row, body)
-        if body.outcome == "admit":
-            _recheck_history(conn, row)
-        key = _note_key(rt, conn, row, create=True)
-        if key is None:
-            raise NotFound("person", row.person_id)
-        grounds = sorted({str(g) for g in body.grounds}) if body.grounds else None
-        protection = sorted({str(p) for p in body.protection}) if body.protection else None
-        sealed = crypto.seal(key, body.note.encode(), crypto.aad("crossings", "note", row.id))
-        store.resolve(
-            conn, row.id, body.outcome, sealed, principal.actor, _now(),
-            grounds=grounds, protection=protection,
-        )  # fmt: skip
-        audit_service.record(
-            conn,
-            rt.keys,
-            principal,
-            "crossings.resolve",
-            resource_type="crossing",
-            resource_id=row.id,
-            detail={
-                "outcome": body.outcome,
-                "grounds": grounds,
-                "protection": protection,
-                "linked_person_id": None if body.link_person_id is None else str(row.person_id),
-            },
-        )
-        resolved = store.get(conn, row.id)
+    try:
+        with transaction(rt.pool) as conn:
+            row = store.get(conn, crossing_id, lock=True)
+            if row is None:
+                raise NotFound("crossing", crossing_id)
+            if row.decision != "refer":
+                raise AlreadyResolved("only a referred crossing is resolved; this one was admitted")
+            if row.outcome is not None:
+                raise AlreadyResolved(f"this crossing was resolved ({row.outcome}) already")
+            if row.document_index is not None:
+                # An entry resolved admit opens a stay: serialised with the traveller's kiosks.
+                store.lock_traveller(conn, row.document_index)
+            if row.person_id is not None:
+                store.lock_traveller(conn, row.person_id.bytes)
+            if body.link_person_id is not None:
+                row = _link(rt, bio, policy, conn, principal, row, body)
+            if body.outcome == "admit":
+                _recheck_history(conn, row)
+            key = _note_key(rt, conn, row, create=True)
+            if key is None:
+                raise NotFound("person", row.person_id)
+            grounds = sorted({str(g) for g in body.grounds}) if body.grounds else None
+            protection = sorted({str(p) for p in body.protection}) if body.protection else None
+            sealed = crypto.seal(key, body.note.encode(), crypto.aad("crossings", "note", row.id))
+            store.resolve(
+                conn, row.id, body.outcome, sealed, principal.actor, _now(),
+                grounds=grounds, protection=protection,
+            )  # fmt: skip
+            audit_service.record(
+                conn,
+                rt.keys,
+                principal,
+                "crossings.resolve",
+                resource_type="crossing",
+                resource_id=row.id,
+                detail={
+                    "outcome": body.outcome,
+                    "grounds": grounds,
+                    "protection": protection,
+                    "linked_person_id": None if body.link_person_id is None else str(row.person_id),
+                },
+            )
+            resolved = store.get(conn, row.id)
+    except LinkRefused as refusal:
+        # The candidate's record was read and judged: that read is on the record too.
+        with transaction(rt.pool) as conn:
+            audit_service.record(
+                conn,
+                rt.keys,
+                principal,
+                "crossings.link_refused",
+                resource_type="crossing",
+                resource_id=crossing_id,
+                detail={
+                    "person_id": refusal.extra["person_id"],
+                    "codes": [r["code"] for r in refusal.extra["reasons"]],
+                },
+            )
+        raise
     assert resolved is not None
     return _out(resolved, body.note)
 

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from core.errors import BorderError
 from enrollment.capture import LowQuality, MultipleFaces, NoFace
+from enrollment.models import DOCUMENT_CATEGORIES, AlertFact
 from visa import rules
 from visa.mrz import MRZ
 from visa.policy import Policy
@@ -37,19 +38,14 @@ Decision = Literal["admit", "refer"]
 Direction = Literal["entry", "exit"]
 
 ALERT_CODES: Final = frozenset({"DOCUMENT_ALERT", "ENTRY_BAN", "NAME_ALERT", "WATCHLIST_HIT"})
-DOCUMENT_CATEGORIES: Final = frozenset({"lost_stolen_document", "invalidated_document"})
 # Reasons that mean "no history to judge" for a traveller nobody holds the document of; when
 # the face names candidates instead, the rules are judged as theirs at the officer's link.
 _UNKNOWN_HOLDER: Final = frozenset({"UNKNOWN_TRAVELER", "NO_ENTRY_RECORD"})
 
 
-@dataclass(frozen=True)
-class Alert:
-    """An alert bearing on the crossing: ``kind`` is document, name, person (the holder's
-    own) or face (another person's, matched by the live face)."""
-
-    kind: str
-    category: str
+# An alert bearing on the crossing: ``kind`` is document, name, person (the holder's own,
+# or a ban on another of their documents) or face (another person's, matched by the face).
+Alert = AlertFact
 
 
 @dataclass(frozen=True)
@@ -155,11 +151,23 @@ def _alert_reason(alert: Alert) -> Reason:
 
 def for_kiosk(reasons: Sequence[Reason]) -> list[Reason]:
     """The reasons as a kiosk may show them: alert reasons become one SEE_OFFICER with no
-    category, so the traveller in front of the screen learns nothing of any alert."""
-    shown = [r for r in reasons if r.code not in ALERT_CODES]
+    category, so the traveller in front of the screen learns nothing of any alert, and a
+    document change does not say that the face is on file."""
+    shown = [
+        Reason.of("DOCUMENT_CHANGED", "this document is not on record; an officer checks it")
+        if r.code == "DOCUMENT_CHANGED"
+        else r
+        for r in reasons
+        if r.code not in ALERT_CODES
+    ]
     if len(shown) < len(reasons):
         shown.append(Reason.of("SEE_OFFICER", "please see an officer"))
     return shown
+
+
+def mrz_reason(field: object, reason: object) -> Reason:
+    """The traveller's outcome for an MRZ that does not read."""
+    return Reason.of("MRZ_INVALID", f"the MRZ failed: {field} ({reason})")
 
 
 def decide(reasons: Sequence[Reason]) -> Decision:

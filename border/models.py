@@ -7,6 +7,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from enrollment import models as enrollment_models
+
 Role = Literal["kiosk", "officer", "consular", "auditor", "admin"]
 
 
@@ -48,11 +50,6 @@ class ReasonOut(BaseModel):
     grounds_for_refusal: bool
 
 
-class Candidate(BaseModel):
-    person_id: UUID
-    distance: float
-
-
 class Match(BaseModel):
     distance: float
     threshold: float
@@ -69,6 +66,9 @@ class Resolution(BaseModel):
     outcome: Outcome
     grounds: list[str] | None = None
     protection: list[str] | None = None
+    linked_reasons: list[ReasonOut] | None = Field(
+        default=None, description="a link's re-judgement as the linked person's"
+    )
     note: str | None
     resolved_by: str
     resolved_at: datetime
@@ -87,7 +87,7 @@ class CrossingOut(BaseModel):
     rule_set: str
     visa_id: UUID | None
     accompanied_by: UUID | None
-    candidates: list[Candidate] | None = Field(
+    candidates: list[enrollment_models.Candidate] | None = Field(
         default=None,
         description="DOCUMENT_CHANGED: the enrolled persons the face matches (officers only)",
     )

@@ -113,13 +113,17 @@ def open_referrals(conn: Conn, border_point: str | None, limit: int) -> list[Cro
         ).fetchall()
 
 
-def movements(conn: Conn, person_id: UUID) -> list[MovementRow]:
-    """The person's admitted crossings, oldest first."""
+def movements(
+    conn: Conn, person_id: UUID, document_index: bytes | None = None
+) -> list[MovementRow]:
+    """The person's admitted crossings, oldest first; with ``document_index``, also those
+    admitted on that document while nobody held it."""
     with conn.cursor(row_factory=class_row(MovementRow)) as cur:
         return cur.execute(
-            "SELECT direction, day, visa_id FROM crossings WHERE person_id = %(p)s"
+            "SELECT direction, day, visa_id FROM crossings"
+            " WHERE (person_id = %(p)s OR person_id IS NULL AND document_index = %(d)s)"
             " AND (decision = 'admit' OR outcome = 'admit') ORDER BY at, recorded_at",
-            {"p": person_id},
+            {"p": person_id, "d": document_index},
         ).fetchall()
 
 
@@ -151,19 +155,23 @@ def link(
     *,
     visa_id: UUID | None,
     figures: dict[str, Any],
-    distance: float | None,
-    threshold: float | None,
+    distance: float,
+    document_index: bytes,
 ) -> None:
     """Attach a DOCUMENT_CHANGED crossing to the person an officer linked it to, with the
-    figures and visa of its re-evaluation as theirs."""
+    figures and visa of its re-evaluation; its kept MRZ goes (the document is the
+    person's now). Crossings admitted on the same document while nobody held it are
+    attached too, so their days count."""
     conn.execute(
         "UPDATE crossings SET person_id = %(p)s, visa_id = %(v)s, figures = %(f)s,"
-        " match_distance = %(d)s, match_threshold = %(t)s WHERE id = %(id)s",
-        {
-            "id": crossing_id, "p": person_id, "v": visa_id, "f": Jsonb(figures),
-            "d": distance, "t": threshold,
-        },
-    )  # fmt: skip
+        " match_distance = %(d)s, document_sealed = NULL WHERE id = %(id)s",
+        {"id": crossing_id, "p": person_id, "v": visa_id, "f": Jsonb(figures), "d": distance},
+    )
+    conn.execute(
+        "UPDATE crossings SET person_id = %(p)s WHERE person_id IS NULL"
+        " AND document_index = %(i)s AND (decision = 'admit' OR outcome = 'admit')",
+        {"p": person_id, "i": document_index},
+    )
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ from visa.mrz import normalise_name
 
 Progress = Callable[[int, int], None]
 
-DOCUMENT_CATEGORIES: Final = frozenset({"lost_stolen_document", "invalidated_document"})
 CSV_COLUMNS: Final = ("issuing_state", "document_number", "category")
 _ALERT_CATEGORIES: Final = frozenset(get_args(models.AlertCategory))
 _PAGE_MAX: Final = 1000

@@ -1,7 +1,8 @@
 """Schemas of the enrollment routes."""
 
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,6 +115,20 @@ AlertCategory = Literal[
 PersonCategory = Literal["entry_ban", "wanted", "missing_person", "watch"]
 IcaoCode = Annotated[str, Field(pattern=r"^[A-Z]{1,3}$")]
 Note = Annotated[str | None, Field(default=None, max_length=500)]
+
+
+# Categories about a document itself, not about its holder.
+DOCUMENT_CATEGORIES: Final = frozenset({"lost_stolen_document", "invalidated_document"})
+
+
+@dataclass(frozen=True)
+class AlertFact:
+    """An alert that bears on a traveller: its kind (``document``, ``name``, ``person`` for
+    the holder's own, ``face`` for another person's whom the live face matches on the
+    watchlist) and its category. Never its note."""
+
+    kind: str
+    category: str
 
 
 class DocumentAlertIn(BaseModel):

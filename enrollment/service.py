@@ -600,9 +600,9 @@ def holder_of(conn: Conn, document_index: bytes) -> UUID | None:
     return store.person_by_blind_index(conn, document_index)
 
 
-def person_by_document(rt: Runtime, conn: Conn, issuing_state: str, number: str) -> UUID | None:
-    """The holder of a document, found through its blind index without decrypting."""
-    return store.person_by_blind_index(conn, document_blind_index(rt, issuing_state, number))
+def is_active(conn: Conn, person_id: UUID) -> bool:
+    """Whether the person exists and is not erased (nothing decrypted)."""
+    return store.get_person(conn, person_id) is not None
 
 
 @dataclass(frozen=True)
@@ -624,10 +624,6 @@ def person_facts(rt: Runtime, conn: Conn, person_id: UUID) -> PersonFacts | None
         nationality=_open(key, "persons", "nationality", person_id, row.nationality),
         birth_date=date.fromisoformat(birth) if birth else None,
     )
-
-
-def is_watchlisted(conn: Conn, person_id: UUID) -> bool:
-    return store.is_watchlisted(conn, person_id)
 
 
 def _insert_document(
@@ -699,6 +695,8 @@ def add_document(
     capture = None if image is None else capture_mod.analyse(bio.model, image, rt.settings)
     threshold = rt.settings.verify_threshold
     with transaction(rt.pool) as conn:
+        # The enrollment lock before the person's row, in the order erasure takes them.
+        store.lock_enrollment(conn)
         if store.get_person(conn, person_id, lock=True) is None:
             raise NotFound("person", person_id)
         distance = None
@@ -719,11 +717,7 @@ def add_document(
             "documents.create",
             resource_type="person",
             resource_id=person_id,
-            detail={
-                "document_id": str(out.document_id),
-                "verified": distance is not None,
-                "distance": None if distance is None else round(distance, 4),
-            },
+            detail={"document_id": str(out.document_id), "verified": distance is not None},
         )
     return models.DocumentCreated(person_id=person_id, document=out)
 
@@ -906,31 +900,21 @@ def list_overrides(
 
 
 @dataclass(frozen=True)
-class AlertFact:
-    """An alert that bears on a traveller: its kind (``document``, ``name``, ``person`` for
-    the holder's own person alerts, ``face`` for another person's whom the live face
-    matches on the watchlist) and its category. Never its note."""
-
-    kind: str
-    category: str
-
-
-@dataclass(frozen=True)
 class TravellerFacts:
     """Everything the crossing rules need of the traveller, each read or decrypted once.
 
     ``holder`` holds the document (or was enrolled by this crossing: ``enrolled_seq``);
-    ``person`` is their decrypted facts; ``distance`` the live face against the holder's
-    captures (None when not compared); ``candidates`` the enrolled persons an unknown
-    document's face matches (DOCUMENT_CHANGED); ``companion`` the accompanying adult, kept
+    ``distance`` is the live face against the holder's captures (None when not compared);
+    ``candidates`` the enrolled persons an unknown document's face matches within
+    ``identify_threshold`` (DOCUMENT_CHANGED); ``companion`` the accompanying adult, kept
     only when they are a recorded guardian of full age on the day (``accompanied``)."""
 
     holder: UUID | None
-    person: "PersonFacts | None"
     enrolled_seq: int | None
     distance: float | None
     candidates: list[models.Candidate]
-    alerts: list[AlertFact]
+    identify_threshold: float | None
+    alerts: list[models.AlertFact]
     accompanied: bool
     companion: UUID | None
 
@@ -944,23 +928,26 @@ def traveller_facts(
     document: MRZ | None,
     document_index: bytes | None,
     capture: capture_mod.Capture | None,
-    image: bytes,
-    station: str,
-    enroll_if_new: bool,
+    image: bytes = b"",
+    station: str = "",
+    enroll_if_new: bool = False,
     holder: UUID | None = None,
-    companion: UUID | None,
+    companion: UUID | None = None,
     day: date,
     adult_age: int,
 ) -> TravellerFacts:
-    """Find (or, with ``enroll_if_new``, enroll) the holder of a presented document and
-    gather their facts in the caller's transaction. ``holder`` forces the person (an
-    officer's link); otherwise the document's blind index finds them. An unknown document
-    whose live face matches enrolled persons enrolls nobody: they are ``candidates``."""
+    """Find (or, with ``enroll_if_new``, enroll from ``image`` at ``station``) the holder
+    of a presented document and gather their facts in the caller's transaction.
+    ``holder`` forces the person (an officer's link); otherwise the document's blind index
+    finds them. An unknown document whose live face matches enrolled persons enrolls
+    nobody: they are ``candidates``."""
     if holder is None and document_index is not None:
         holder = store.person_by_blind_index(conn, document_index)
     enrolled_seq: int | None = None
     found: list[models.Candidate] = []
+    threshold = None
     if holder is None and document is not None and capture is not None:
+        threshold = bio.galleries.identify_threshold()
         if enroll_if_new:
             try:
                 created, enrolled_seq = enroll_in(
@@ -969,11 +956,13 @@ def traveller_facts(
                 )  # fmt: skip
                 holder = created.person_id
             except DuplicateIdentity as dup:
-                found = [
-                    models.Candidate.model_validate(c)
-                    for c in dup.extra.get("candidates", [])
-                    if "distance" in c
-                ]
+                listed = dup.extra.get("candidates", [])
+                # The document itself was enrolled meanwhile (by a consular post, which
+                # does not take the traveller's lock): its holder is the traveller.
+                by_document = [c["person_id"] for c in listed if c.get("match") == "document"]
+                if by_document:
+                    holder = UUID(by_document[0])
+                found = [models.Candidate.model_validate(c) for c in listed if "distance" in c]
         else:
             bio.galleries.catch_up(conn, rt.keys)
             found = candidates(
@@ -987,19 +976,31 @@ def traveller_facts(
     if holder is not None and capture is not None and enrolled_seq is None:
         distance = verify_template(rt, conn, holder, capture.face.template)
 
-    alerts: list[AlertFact] = []
+    if holder is not None:
+        found, threshold = [], None
+
+    alerts: list[models.AlertFact] = []
     if document is not None and document_index is not None:
         keys = [document_index, *indexes.document_name_keys(rt.keys, document)]
-        alerts += [AlertFact(a.kind, a.category) for a in store.alert_hits(conn, keys)]
+        alerts += [models.AlertFact(a.kind, a.category) for a in store.alert_hits(conn, keys)]
+    if holder is not None:
+        # A ban (or a wanted or missing notice) on another of the person's documents is
+        # about the person: a new passport does not shed it. A lost or invalidated
+        # document says nothing of its holder's other documents.
+        others = [i for i in store.document_indexes_of(conn, holder) if i != document_index]
+        alerts += [
+            models.AlertFact("person", a.category)
+            for a in (store.alert_hits(conn, others) if others else [])
+            if a.kind == "document" and a.category not in models.DOCUMENT_CATEGORIES
+        ]
     face_hits = watchlist_hits(rt, bio, conn, capture.face.template) if capture is not None else []
     watched = [holder] if holder is not None else []
     watched += [c.person_id for c in face_hits if c.person_id != holder]
     categories = store.person_categories(conn, watched) if watched else {}
     for person_id in watched:
         kind = "person" if person_id == holder else "face"
-        alerts += [AlertFact(kind, c) for c in categories.get(person_id, [])]
+        alerts += [models.AlertFact(kind, c) for c in categories.get(person_id, [])]
 
-    person = person_facts(rt, conn, holder) if holder is not None else None
     accompanied = (
         holder is not None
         and companion is not None
@@ -1007,10 +1008,10 @@ def traveller_facts(
     )
     return TravellerFacts(
         holder=holder,
-        person=person,
         enrolled_seq=enrolled_seq,
         distance=distance,
         candidates=found,
+        identify_threshold=threshold,
         alerts=alerts,
         accompanied=accompanied,
         companion=companion if accompanied else None,

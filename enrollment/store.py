@@ -124,6 +124,14 @@ def person_by_blind_index(conn: Conn, blind_index: bytes) -> UUID | None:
     return None if row is None else UUID(str(row[0]))
 
 
+def document_indexes_of(conn: Conn, person_id: UUID) -> list[bytes]:
+    """The blind indexes of the person's documents."""
+    rows = conn.execute(
+        "SELECT blind_index FROM documents WHERE person_id = %(p)s", {"p": person_id}
+    ).fetchall()
+    return [bytes(r[0]) for r in rows]
+
+
 def insert_document(conn: Conn, row: DocumentRow) -> None:
     conn.execute(
         "INSERT INTO documents (id, person_id, document_code, issuing_state, expiry_date, number,"

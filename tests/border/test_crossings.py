@@ -1158,8 +1158,10 @@ class TestConcurrentKiosks:
         before the second reads anything, and the test would pass without any lock."""
         movements = border_store.movements
 
-        def slowly(conn: Conn, person_id: UUID) -> list[border_store.MovementRow]:
-            found = movements(conn, person_id)
+        def slowly(
+            conn: Conn, person_id: UUID, document_index: bytes | None = None
+        ) -> list[border_store.MovementRow]:
+            found = movements(conn, person_id, document_index)
             time.sleep(0.4)
             return found
 

@@ -295,11 +295,23 @@ class TestForKiosk:
 
     def test_reasons_without_an_alert_are_shown_as_they_are(self) -> None:
         reasons = [
-            Reason.of("DOCUMENT_CHANGED", "nobody holds this document"),
+            Reason.of("FACE_MISMATCH", "the live face is 0.700 from the nearest capture"),
             Reason.of("OVERSTAY", "3 days over"),
         ]
         assert decision.for_kiosk(reasons) == reasons
         assert decision.for_kiosk([]) == []
+
+    def test_a_document_change_does_not_tell_the_traveller_their_face_is_on_file(
+        self,
+    ) -> None:
+        judgement = decision.judge(POLICY, facts(candidates=2, holder_known=False, distance=None))
+        changed = judgement.reasons[0]
+        assert changed.code == "DOCUMENT_CHANGED"
+        assert "matches 2 enrolled" in changed.detail
+        shown = decision.for_kiosk(judgement.reasons)
+        assert (shown[0].code, shown[0].grounds_for_refusal) == ("DOCUMENT_CHANGED", False)
+        assert "enrolled" not in shown[0].detail
+        assert "face" not in shown[0].detail
 
     def test_a_judged_crossing_with_alerts_shows_the_kiosk_no_category(self) -> None:
         alerts = [Alert(kind, category) for kind, category, _, _ in MAPPING]

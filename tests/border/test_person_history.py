@@ -23,11 +23,13 @@ from tests.border.crossing_helpers import (
     codes,
     counts,
     cross,
+    grey_jpeg,
     grounds,
     issue_visa,
     recorded,
     traveller,
 )
+from tests.conftest import runtime_of
 from tests.factories import enroll, photo
 
 OLD = traveller("USA", "US0000001")  # the passport the person was first seen with
@@ -163,7 +165,10 @@ class TestRenewedPassport:
         assert len(crossings_of(client, headers, person_id)) == 2
         # The officer's queue shows the candidate: the enrolled person, at the 1:N distance.
         officer_view = queue(client, headers)[kiosk["crossing_id"]]
-        assert officer_view["reasons"] == kiosk["reasons"]
+        assert [r["code"] for r in officer_view["reasons"]] == ["DOCUMENT_CHANGED"]
+        # The officer reads that the face is on file; the kiosk's screen does not say so.
+        assert "matches 1 enrolled" in officer_view["reasons"][0]["detail"]
+        assert "enrolled" not in kiosk["reasons"][0]["detail"]
         assert officer_view["resolution"] is None
         candidates = officer_view["candidates"]
         assert [c["person_id"] for c in candidates] == [person_id]
@@ -681,3 +686,131 @@ class TestFirstTimer:
         assert [c["person_id"] for c in identified(client, headers, "biden.jpg")] == [
             body["person_id"]
         ]
+
+
+def sealed_document_of(client: TestClient, crossing_id: str) -> tuple[bool, bool]:
+    """Whether the crossing still keeps the MRZ it read, and a key of its own."""
+    with runtime_of(client).pool.connection() as conn:
+        row = conn.execute(
+            "SELECT document_sealed IS NOT NULL,"
+            " EXISTS (SELECT 1 FROM data_keys WHERE owner_id = crossings.id)"
+            " FROM crossings WHERE id = %(id)s",
+            {"id": crossing_id},
+        ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def audited(client: TestClient, action: str) -> list[dict[str, Any]]:
+    with runtime_of(client).pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT resource_id, detail FROM audit_events WHERE action = %(a)s ORDER BY seq",
+            {"a": action},
+        ).fetchall()
+    return [{"resource_id": r[0], **r[1]} for r in rows]
+
+
+class TestLinkLeavesNoTrace:
+    def test_the_mrz_kept_for_the_link_goes_with_its_key_once_linked(
+        self, client: TestClient, headers: Headers, clock: Clock
+    ) -> None:
+        """Once linked, the document lives under the person's key: erasing the person
+        leaves no readable copy of it in the crossing."""
+        person_id = enroll(client, headers["consular"], "obama.jpg", OLD)
+        kiosk = changed(client, headers, clock)
+        assert sealed_document_of(client, kiosk["crossing_id"]) == (True, True)
+
+        linked = resolve(
+            client, headers, kiosk["crossing_id"], outcome="admit", link_person_id=person_id
+        )
+
+        assert linked.status_code == 200, linked.json()
+        assert sealed_document_of(client, kiosk["crossing_id"]) == (False, False)
+        created = audited(client, "documents.create")
+        assert [(e["resource_id"], e["via"], e["crossing_id"]) for e in created] == [
+            (str(person_id), "link", kiosk["crossing_id"])
+        ]
+        assert created[0]["document_id"]
+
+    def test_a_refused_link_is_on_the_record_with_the_person_read(
+        self, client: TestClient, headers: Headers, clock: Clock
+    ) -> None:
+        person_id = enroll(client, headers["consular"], "obama.jpg", OLD)
+        ban = {"kind": "person", "person_id": str(person_id), "category": "entry_ban"}
+        assert client.post("/v1/alerts", headers=headers["officer"], json=ban).status_code == 201
+        kiosk = cross(client, headers["kiosk"], mrz=NEW, picture="obama2.jpg", at=clock.now)
+
+        refused = resolve(
+            client, headers, kiosk["crossing_id"], outcome="admit", link_person_id=person_id
+        )
+
+        assert refused.status_code == 409
+        assert audited(client, "crossings.link_refused") == [
+            {"resource_id": kiosk["crossing_id"], "person_id": str(person_id),
+             "codes": ["ENTRY_BAN"]}
+        ]  # fmt: skip
+        assert sealed_document_of(client, kiosk["crossing_id"]) == (True, True)
+
+
+class TestAlertsOnAnotherDocument:
+    def test_an_entry_ban_on_the_old_passport_follows_the_person(
+        self, client: TestClient, headers: Headers, clock: Clock
+    ) -> None:
+        person_id = enroll(client, headers["consular"], "obama.jpg", OLD)
+        added = client.post(
+            f"/v1/persons/{person_id}/documents", headers=headers["consular"], data={"mrz": NEW}
+        )
+        assert added.status_code == 201, added.json()
+        ban = {"kind": "document", "issuing_state": "USA", "document_number": "US0000001",
+               "category": "entry_ban"}  # fmt: skip
+        assert client.post("/v1/alerts", headers=headers["officer"], json=ban).status_code == 201
+
+        body = cross(client, headers["officer"], mrz=NEW, picture="obama2.jpg", at=clock.now)
+
+        assert (body["decision"], codes(body)) == ("refer", ["ENTRY_BAN"])
+        assert "traveller" in body["reasons"][0]["detail"]
+
+    def test_a_lost_old_passport_does_not_flag_the_new_one(
+        self, client: TestClient, headers: Headers, clock: Clock
+    ) -> None:
+        person_id = enroll(client, headers["consular"], "obama.jpg", OLD)
+        added = client.post(
+            f"/v1/persons/{person_id}/documents", headers=headers["consular"], data={"mrz": NEW}
+        )
+        assert added.status_code == 201, added.json()
+        lost = {"kind": "document", "issuing_state": "USA", "document_number": "US0000001",
+                "category": "lost_stolen_document"}  # fmt: skip
+        assert client.post("/v1/alerts", headers=headers["officer"], json=lost).status_code == 201
+
+        with_new = cross(client, headers["officer"], mrz=NEW, picture="obama2.jpg", at=clock.now)
+        with_old = cross(client, headers["officer"], mrz=OLD, picture="obama3.jpg", at=clock.now)
+
+        assert (with_new["decision"], with_new["reasons"]) == ("admit", [])
+        assert codes(with_old)[:1] == ["DOCUMENT_ALERT"]
+
+
+class TestEarlierCrossingsOnTheDocument:
+    def test_an_entry_admitted_before_anyone_held_the_document_counts_after_the_link(
+        self, client: TestClient, headers: Headers, clock: Clock
+    ) -> None:
+        """An entry on the new passport without a usable face enrolled nobody and an
+        officer admitted it; the exit's link attaches it, so the stay is counted."""
+        person_id = enroll(client, headers["consular"], "obama.jpg", OLD)
+        entry = cross(client, headers["kiosk"], mrz=NEW, image=grey_jpeg(), at=clock.ago(20))
+        assert (entry["person_id"], codes(entry)) == (None, ["FACE_NOT_DETECTED"])
+        assert resolve(client, headers, entry["crossing_id"], outcome="admit").status_code == 200
+        leaving = changed(client, headers, clock, days_ago=5, direction="exit")
+
+        linked = resolve(
+            client, headers, leaving["crossing_id"], outcome="admit", link_person_id=person_id
+        )
+
+        assert linked.status_code == 200, linked.json()
+        # Judged with the entry it closes: no NO_ENTRY_RECORD, a 16-day stay.
+        assert linked.json()["resolution"]["linked_reasons"] == []
+        assert recorded(client, person_id) == [
+            ("entry", "refer", "admit"),
+            ("exit", "refer", "admit"),
+        ]
+        stay = stay_on(client, headers, str(person_id), clock.today)
+        assert (stay["days_used"], stay["in_territory"]) == (16, False)
