@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         default=10, ge=1, description="failed authentications per address or key per window"
     )
     auth_failure_window_s: float = Field(default=60.0, gt=0)
+    trusted_proxies: str = Field(
+        default="",
+        description="addresses or networks (comma-separated) whose X-Forwarded-For is believed;"
+        " none by default",
+    )
+    body_max_bytes: int = Field(
+        default=16_000_000, gt=0, description="request bodies past this are refused unread"
+    )
 
     image_max_bytes: int = Field(default=15_000_000, gt=0, description="upload size limit")
     image_max_pixels: int = Field(
@@ -70,6 +78,14 @@ class Settings(BaseSettings):
         gt=0,
         le=1 << 30,
         description="declared width x height limit",
+    )
+    image_max_decoded_bytes: int = Field(
+        default=160_000_000,
+        gt=0,
+        description="decoding budget: width x height x channels x bytes per sample",
+    )
+    image_decode_concurrency: int = Field(
+        default=2, ge=1, description="images decoded at once per process"
     )
     face_detector: Literal["hog", "cnn"] = "hog"
     face_detect_size: int = Field(
@@ -111,6 +127,13 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", description="host time zone: stay days are its days")
     clock_skew_s: float = Field(
         default=60.0, ge=0, description="how far in the future a crossing's `at` may lie"
+    )
+    kiosk_max_backdate_h: float = Field(
+        default=72.0, ge=0, description="how far back a kiosk's `at` may lie, in hours"
+    )
+    owner_database_url: SecretStr | None = Field(
+        default=None,
+        description="the schema owner's URL, for `border db migrate` (and `serve` when set)",
     )
 
     @field_validator("timezone")
