@@ -50,6 +50,7 @@ from uuid import UUID
 import cv2
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -505,7 +506,10 @@ def ensure(
             with conn.transaction():
                 enrollment_store.lock_enrollment(conn)
                 base_seq = enrollment_store.next_capture_seq(conn)
-                conn.execute("SELECT setval('captures_seq', %s)", (base_seq + size - 1,))
+                # Moving a sequence is the owner's right, not the service role's.
+                assert rt.store.owner_url is not None
+                with psycopg.connect(rt.store.owner_url, autocommit=True) as owner:
+                    owner.execute("SELECT setval('captures_seq', %s)", (base_seq + size - 1,))
             pop = replace(pop, base_seq=base_seq)
             progress = Progress("populate: sealing and copying persons", synthetic_persons)
             seq = base_seq

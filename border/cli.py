@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -14,7 +14,8 @@ import typer
 from audit import service as audit_service
 from border import models, service
 from border.app import create_app, migration_dirs
-from core import auth, db
+from core import auth, db, migrate
+from core import runtime as core_runtime
 from core.errors import BorderError, ConfigurationError
 from core.runtime import Runtime
 from core.settings import Settings
@@ -71,40 +72,110 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the HTTP service; migrations are applied at start."""
+    """Run the HTTP service. Migrations are applied at start when the schema owner is known
+    (the embedded store, or BORDER_OWNER_DATABASE_URL); otherwise the schema must be current."""
     import uvicorn
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     workers = workers or settings.workers
+    # Everything a first start creates is made here, before any worker starts: workers
+    # starting together on a new data directory would otherwise race to make it.
+    try:
+        store = core_runtime.prepare(settings, migration_dirs())
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    # uvicorn would believe X-Forwarded-For from loopback; the service decides whom to
+    # believe, from BORDER_TRUSTED_PROXIES (DESIGN §14).
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "proxy_headers": False,
+    }
     try:
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+            uvicorn.run(create_app(settings), **options)
         else:
             # Each worker builds its app from the same BORDER_* environment; they share
             # the store and keep their galleries in step through it.
-            uvicorn.run(
-                "border.app:create_app",
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                log_level="info",
-            )
+            uvicorn.run("border.app:create_app", factory=True, workers=workers, **options)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
+    finally:
+        store.close()
 
 
 @database.command("url")
 def db_url() -> None:
-    """Print the connection URL of the store in use (for psql and backups). The embedded
-    server is left running so the URL still answers."""
+    """Print the schema owner's connection URL (for psql and backups): the embedded
+    store's owner, or BORDER_OWNER_DATABASE_URL; BORDER_DATABASE_URL when only that is set.
+    The embedded server is left running so the URL still answers."""
     settings = Settings()
+    if settings.owner_database_url is not None:
+        typer.echo(settings.owner_database_url.get_secret_value())
+        return
     try:
         store = db.locate(settings, keep_running=True)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(store.url)
+    typer.echo(store.owner_url or store.url)
+
+
+@database.command("migrate")
+def db_migrate() -> None:
+    """Apply the pending migrations as the schema owner and grant the service's role
+    (border_app) its rights. An external server needs BORDER_OWNER_DATABASE_URL; the
+    embedded store migrates as its own owner role."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    try:
+        with db.owner_connection(settings) as conn:
+            applied = migrate.apply(conn, migration_dirs())
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    for name in applied:
+        typer.echo(f"applied {name}")
+    typer.echo(f"schema current: {len(applied)} migrations applied now")
+
+
+@database.command("status")
+def db_status() -> None:
+    """List the migrations, applied or pending: exit 0 when the schema is current, 1 when
+    some are pending."""
+    settings = Settings()
+    try:
+        if settings.owner_database_url is None and settings.database_url is not None:
+            with db.connect(
+                settings.database_url.get_secret_value(), source="BORDER_DATABASE_URL"
+            ) as conn:
+                rows = migrate.status(conn, migration_dirs())
+        else:
+            with db.owner_connection(settings) as conn:
+                rows = migrate.status(conn, migration_dirs())
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    for name, applied_at in rows:
+        typer.echo(
+            f"{name}  {f'applied {applied_at:%Y-%m-%d %H:%M:%S %Z}' if applied_at else 'pending'}"
+        )
+    pending = sum(1 for _, applied_at in rows if applied_at is None)
+    typer.echo(f"{len(rows) - pending} applied, {pending} pending")
+    if pending:
+        raise typer.Exit(1)
+
+
+@database.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL of BORDER_DATA_DIR (left running by `border db url`)."""
+    settings = Settings()
+    if settings.database_url is not None or settings.owner_database_url is not None:
+        raise _fail("a server given by URL is not the embedded store; stop it where it runs")
+    try:
+        stopped = db.stop_embedded(settings)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
 
 
 @clients.command("create")
@@ -144,6 +215,27 @@ def clients_revoke(client_id: UUID) -> None:
     with _runtime() as rt:
         service.revoke_client(rt, auth.command_line("clients revoke"), client_id)
     typer.echo(f"client {client_id} revoked")
+
+
+@clients.command("seal")
+def clients_seal(
+    client_ids: Annotated[list[UUID] | None, typer.Argument(help="Only these clients.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every client without a MAC.")] = False,
+) -> None:
+    """Vouch for clients written before client rows carried a MAC, so their keys work
+    again. Check them first with `border clients list`: sealing blesses the rows as they
+    stand."""
+    if not client_ids and not all_:
+        raise _fail("name the clients to seal, or give --all")
+    with _runtime() as rt:
+        done = service.seal_clients(
+            rt, auth.command_line("clients seal"), client_ids=client_ids or None
+        )
+    for row in done:
+        typer.echo(
+            f"{row.client_id}  {row.role:<8}  {row.border_point or '-':<12}  sealed  {row.name}"
+        )
+    typer.echo(f"{len(done)} clients sealed")
 
 
 @keys.command("rotate")

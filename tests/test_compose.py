@@ -6,7 +6,7 @@ import re
 import shlex
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pytest
 import yaml
@@ -51,6 +51,15 @@ def _split_url(value: str) -> tuple[str | None, str | None, dict[str, str]]:
     """(hostname, password, references) of a URL holding compose references. Each reference
     is replaced by a plain token first, so that its ``:?message`` cannot be read as a port or
     a password; ``references`` maps the tokens back."""
+    parts, references = _url_parts(value)
+    return parts.hostname, parts.password, references
+
+
+def _url_user(value: str) -> str | None:
+    return _url_parts(value)[0].username
+
+
+def _url_parts(value: str) -> tuple[SplitResult, dict[str, str]]:
     references: dict[str, str] = {}
 
     def token(match: re.Match[str]) -> str:
@@ -58,8 +67,7 @@ def _split_url(value: str) -> tuple[str | None, str | None, dict[str, str]]:
         references[name] = match[0]
         return name
 
-    parts = urlsplit(REFERENCE.sub(token, value.replace("$$", "%24")))
-    return parts.hostname, parts.password, references
+    return urlsplit(REFERENCE.sub(token, value.replace("$$", "%24"))), references
 
 
 def _healthcheck_command(service: dict[str, Any]) -> str:
@@ -124,15 +132,30 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+# Services that run until stopped; `migrate` runs once and exits.
+LONG_RUNNING = ["postgres", "api", "proxy"]
+
+
+def _config(compose: dict[str, Any], service: dict[str, Any], target_prefix: str) -> str:
+    """The inline content of the config a service mounts under ``target_prefix``."""
+    for mount in service.get("configs") or []:
+        if isinstance(mount, dict) and str(mount.get("target", "")).startswith(target_prefix):
+            content = compose["configs"][mount["source"]]["content"]
+            assert isinstance(content, str)
+            return content
+    raise AssertionError(f"no config is mounted under {target_prefix}")
+
+
 class TestCompose:
-    def test_postgres_and_api_services_are_defined(
+    def test_postgres_migrate_api_and_proxy_services_are_defined(
         self, services: dict[str, dict[str, Any]]
     ) -> None:
-        assert {"postgres", "api"} <= set(services)
+        assert {"postgres", "migrate", "api", "proxy"} <= set(services)
         assert str(services["postgres"]["image"]).startswith("postgres:16")
         assert services["api"]["build"] in (".", {"context": "."})
+        assert services["migrate"]["build"] in (".", {"context": "."})
 
-    @pytest.mark.parametrize("name", ["postgres", "api"])
+    @pytest.mark.parametrize("name", LONG_RUNNING)
     def test_every_service_has_a_healthcheck(
         self, services: dict[str, dict[str, Any]], name: str
     ) -> None:
@@ -157,18 +180,42 @@ class TestCompose:
         assert isinstance(depends_on, dict), "depends_on must be a mapping to carry a condition"
         assert depends_on["postgres"]["condition"] == "service_healthy"
 
-    def test_api_publishes_port_8000(self, services: dict[str, dict[str, Any]]) -> None:
-        assert any(str(port).endswith("8000:8000") for port in services["api"]["ports"])
-
-    def test_every_border_variable_is_a_settings_field(
+    def test_only_the_proxy_publishes_a_port_and_it_is_443(
         self, services: dict[str, dict[str, Any]]
     ) -> None:
-        names = [name for name in _environment(services["api"]) if name.startswith("BORDER_")]
-        assert names, "the api sets no BORDER_* variable"
+        published: dict[str, list[Any]] = {
+            name: s["ports"] for name, s in services.items() if s.get("ports")
+        }
+        assert list(published) == ["proxy"]
+        assert [str(port).rpartition(":")[2] for port in published["proxy"]] == ["443"]
+        assert "8000" in [str(port) for port in services["api"].get("expose", [])]
+
+    def test_the_proxy_terminates_tls_and_forwards_to_the_api(
+        self, compose: dict[str, Any], services: dict[str, dict[str, Any]]
+    ) -> None:
+        proxy = services["proxy"]
+        caddyfile = _config(compose, proxy, "/etc/caddy/")
+        assert "reverse_proxy api:8000" in caddyfile
+        assert "tls /run/secrets/tls_certificate /run/secrets/tls_key" in caddyfile
+        assert "protocols tls1.2 tls1.3" in caddyfile
+        assert set(proxy["secrets"]) == {"tls_certificate", "tls_key"}
+        for secret in proxy["secrets"]:
+            assert _is_required_reference(compose["secrets"][secret]["file"])
+
+    def test_the_api_trusts_forwarded_addresses_from_the_proxy_alone(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        address = services["proxy"]["networks"]["default"]["ipv4_address"]
+        assert _environment(services["api"])["BORDER_TRUSTED_PROXIES"] == address
+
+    @pytest.mark.parametrize("name", ["api", "migrate"])
+    def test_every_border_variable_is_a_settings_field(
+        self, services: dict[str, dict[str, Any]], name: str
+    ) -> None:
+        names = [n for n in _environment(services[name]) if n.startswith("BORDER_")]
+        assert names, f"{name} sets no BORDER_* variable"
         unknown = [
-            name
-            for name in names
-            if name.removeprefix("BORDER_").lower() not in Settings.model_fields
+            n for n in names if n.removeprefix("BORDER_").lower() not in Settings.model_fields
         ]
         assert not unknown, f"not fields of core.settings.Settings: {unknown}"
 
@@ -178,6 +225,53 @@ class TestCompose:
         url = _environment(services["api"])["BORDER_DATABASE_URL"]
         assert url is not None
         assert _split_url(url)[0] == "postgres"
+
+    def test_api_connects_as_border_app_and_never_holds_the_owner_s_url(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        environment = _environment(services["api"])
+        url = environment["BORDER_DATABASE_URL"]
+        assert url is not None
+        assert _url_user(url) == "border_app"
+        assert "BORDER_OWNER_DATABASE_URL" not in environment
+
+    def test_migrate_runs_once_as_the_owner_before_the_api(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        migrate = services["migrate"]
+        assert migrate["command"] == ["border", "db", "migrate"]
+        assert migrate.get("restart") == "no"
+        assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+        environment = _environment(migrate)
+        url = environment["BORDER_OWNER_DATABASE_URL"]
+        assert url is not None
+        assert _split_url(url)[0] == "postgres"
+        assert _url_user(url) == "border_owner"
+        assert "BORDER_DATABASE_URL" not in environment
+        depends_on = services["api"]["depends_on"]
+        assert depends_on["migrate"]["condition"] == "service_completed_successfully"
+
+    def test_postgres_init_script_makes_the_owner_and_the_service_role(
+        self, compose: dict[str, Any], services: dict[str, dict[str, Any]]
+    ) -> None:
+        postgres = services["postgres"]
+        script = _config(compose, postgres, "/docker-entrypoint-initdb.d/")
+        statements = " ".join(script.split())
+        for role, password in (("border_owner", "owner_password"), ("border_app", "app_password")):
+            assert (
+                f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
+                f" NOBYPASSRLS PASSWORD :'{password}'"
+            ) in statements
+        assert 'ALTER DATABASE :"db" OWNER TO border_owner' in statements
+        # Passwords reach psql as variables from the container's environment, never as text.
+        environment = _environment(postgres)
+        for variable in ("DB_OWNER_PASSWORD", "DB_APP_PASSWORD"):
+            assert f"$${variable}" in script
+            value = environment[variable]
+            assert value is not None
+            assert _is_required_reference(value)
+        # Every shell "$" is escaped as "$$": compose would otherwise substitute it.
+        assert "$" not in script.replace("$$", "")
 
     def test_master_key_is_required_from_the_environment(
         self, services: dict[str, dict[str, Any]]
@@ -197,7 +291,7 @@ class TestCompose:
             f"no named volume is mounted at {data_dir}"
         )
 
-    @pytest.mark.parametrize("name", ["postgres", "api"])
+    @pytest.mark.parametrize("name", ["postgres", "migrate", "api", "proxy"])
     def test_no_secret_is_written_in_the_file(
         self, services: dict[str, dict[str, Any]], name: str
     ) -> None:

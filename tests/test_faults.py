@@ -2,9 +2,12 @@
 gallery update. Nothing acknowledged is lost, nothing is doubled."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +56,7 @@ class TestStoreRestart:
         rt = runtime_of(client)
         server = rt.store.server
         assert server is not None
-        kiosk = new_key_headers(rt, "kiosk")
+        kiosk = new_key_headers(rt, "kiosk", "UTO-AIR-1")
         acknowledged: list[str] = []
         directions = iter(["entry", "exit"] * 20)
 
@@ -134,3 +137,86 @@ class TestKilledAfterCommit:
                 files={"image": ("probe.jpg", photo("biden.jpg"), "image/jpeg")},
             ).json()
         assert [c["person_id"] for c in found["candidates"]] == [person_id]
+
+
+STARTED_TOGETHER = """
+import sys, time
+from pathlib import Path
+from border.app import migration_dirs
+from core.runtime import Runtime
+from core.settings import Settings
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+rt = Runtime.start(Settings(), migration_dirs())
+print("started", flush=True)
+rt.close()
+"""
+
+
+class TestFirstStartTogether:
+    def test_processes_starting_on_a_new_data_dir_at_once_all_start(self, tmp_path: Path) -> None:
+        """What `border serve --workers N` does on a new data directory: every worker
+        starts the embedded server, creates the database and roles, migrates and writes
+        the key file at the same moment."""
+        data_dir = tmp_path / "var"
+        env = {**os.environ, "BORDER_DATA_DIR": str(data_dir)}
+        go = tmp_path / "go"
+        ready = [tmp_path / f"ready{i}" for i in range(3)]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", STARTED_TOGETHER, str(flag), str(go)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for flag in ready
+        ]
+        try:
+            deadline = time.monotonic() + 120
+            while not all(flag.exists() for flag in ready):
+                assert time.monotonic() < deadline, "the processes did not get ready"
+                time.sleep(0.01)
+            go.touch()
+            results = [(p.wait(timeout=180), *p.communicate()) for p in processes]
+        finally:
+            for process in processes:
+                process.kill()
+        for code, out, err in results:
+            assert (code, out.strip()) == (0, "started"), err[-3000:]
+
+    def test_serve_with_two_workers_starts_on_a_new_data_dir_and_stops_its_server(
+        self, tmp_path: Path
+    ) -> None:
+        data_dir = tmp_path / "var"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "border", "serve", "--workers", "2", "--port", str(port)],
+            env={**os.environ, "BORDER_DATA_DIR": str(data_dir)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline, body = time.monotonic() + 180, b""
+            while not body:
+                assert process.poll() is None, process.communicate()[1][-3000:]
+                assert time.monotonic() < deadline, "the service did not start"
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+                        body = response.read()
+                except OSError:
+                    time.sleep(0.2)
+            assert body == b'{"status":"ok"}'
+        finally:
+            process.terminate()
+            code = process.wait(timeout=60)
+        assert code in (0, -signal.SIGTERM)
+        # The last process to let go of the embedded server, the supervisor, stopped it.
+        postmaster = data_dir / "pg" / "postmaster.pid"
+        deadline = time.monotonic() + 20
+        while postmaster.exists():
+            assert time.monotonic() < deadline, "the embedded server was left running"
+            time.sleep(0.2)

@@ -12,9 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from border.cli import app
-from core import auth, crypto
+from core import auth, crypto, db
 from core.keys import KEY_FILE_NAME
 from core.settings import Settings
+from tests.conftest import as_role
 
 
 @pytest.fixture
@@ -67,6 +68,27 @@ class TestClientsCommands:
         code, _ = border(env, "clients", "revoke", "00000000-0000-0000-0000-00000000beef")
         assert code == 2
 
+    def test_seal_vouches_for_a_client_from_before_macs(
+        self, env: dict[str, str], database_url: str
+    ) -> None:
+        _, out = border(env, "clients", "create", "--name", "desk", "--role", "officer")
+        client_id = out.split()[1]
+        with psycopg.connect(database_url) as conn:
+            # As a store upgraded from before client rows carried a MAC holds it.
+            conn.execute("UPDATE api_clients SET mac = NULL")
+        assert border(env, "clients", "seal")[0] == 2  # neither ids nor --all: nothing done
+
+        code, out = border(env, "clients", "seal", "--all")
+
+        assert code == 0
+        assert client_id in out
+        assert out.strip().splitlines()[-1] == "1 clients sealed"
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute(
+                "SELECT count(*) FROM api_clients WHERE mac IS NULL"
+            ).fetchone() == (0,)
+        assert border(env, "clients", "seal", "--all")[1].strip() == "0 clients sealed"
+
 
 class TestAuditVerify:
     def test_exit_0_then_1_at_the_tampered_seq(
@@ -108,6 +130,81 @@ class TestDbUrl:
         code, out = border(env, "db", "url")
         assert code == 0
         assert out.strip() == env["BORDER_DATABASE_URL"]
+
+    def test_prints_the_owner_s_url_when_it_is_given(
+        self, env: dict[str, str], owner_database_url: str
+    ) -> None:
+        code, out = border({**env, "BORDER_OWNER_DATABASE_URL": owner_database_url}, "db", "url")
+        assert (code, out.strip()) == (0, owner_database_url)
+
+    def test_the_embedded_store_s_url_is_its_owner_s_and_answers_until_db_stop(
+        self, tmp_path: Path
+    ) -> None:
+        env = {**os.environ, "BORDER_DATA_DIR": str(tmp_path)}
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "border", "db", *args],
+                env=env, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+
+        printed = run("url")
+        assert printed.returncode == 0, printed.stderr
+        url = printed.stdout.strip()
+        try:
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT current_user").fetchone() == (db.OWNER_ROLE,)
+        finally:
+            stopped = run("stop")
+        assert (stopped.returncode, stopped.stdout.strip()) == (0, "embedded PostgreSQL stopped")
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+        assert run("stop").stdout.strip() == "embedded PostgreSQL was not running"
+
+
+class TestDbMigrate:
+    """An external server: the service's URL (border_app) cannot migrate; the owner's can."""
+
+    def test_migrates_as_the_owner_and_the_service_then_starts(
+        self, unmigrated_database_url: str, tmp_path: Path
+    ) -> None:
+        owner = {"BORDER_OWNER_DATABASE_URL": as_role(unmigrated_database_url, db.OWNER_ROLE)}
+        service = {
+            "BORDER_DATA_DIR": str(tmp_path),
+            "BORDER_DATABASE_URL": as_role(unmigrated_database_url, db.APP_ROLE),
+        }
+        assert border(service, "db", "status")[0] == 1
+        code, out = border(owner, "db", "migrate")
+        assert code == 0
+        assert out.splitlines()[0] == "applied 0001_core.sql"
+        assert out.splitlines()[-1].startswith("schema current")
+        code, out = border(service, "db", "status")
+        assert (code, out.splitlines()[-1].split(",")[1]) == (0, " 0 pending")
+        assert border(service, "clients", "create", "--name", "a", "--role", "admin")[0] == 0
+        assert (
+            border(owner, "db", "migrate")[1].strip() == "schema current: 0 migrations applied now"
+        )
+
+    def test_the_service_s_url_alone_is_refused(self, env: dict[str, str]) -> None:
+        result = CliRunner().invoke(app, ["db", "migrate"], env=env)
+        assert result.exit_code == 2
+        assert "set BORDER_OWNER_DATABASE_URL" in result.stderr
+
+    def test_serve_refuses_a_schema_that_is_behind_in_one_line(
+        self, unmigrated_database_url: str, tmp_path: Path
+    ) -> None:
+        service = {
+            "BORDER_DATA_DIR": str(tmp_path),
+            "BORDER_DATABASE_URL": as_role(unmigrated_database_url, db.APP_ROLE),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "border", "serve", "--port", "0"],
+            env={**os.environ, **service}, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
+        assert "run `border db migrate` with BORDER_OWNER_DATABASE_URL" in done.stderr
 
 
 def children(pid: int) -> list[int]:

@@ -75,3 +75,25 @@ class TestApply:
 
         results = in_parallel(start, times=4)
         assert sorted(results) == [[], [], [], ["0900_slow.sql"]]
+
+
+class TestStatus:
+    def test_a_migration_is_pending_until_applied(self, database_url: str, tmp_path: Path) -> None:
+        write(tmp_path, "0900_extra.sql", "CREATE TABLE extra (id int);")
+        folders = [*migration_dirs(), tmp_path]
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            assert migrate.status(conn, folders)[-1] == ("0900_extra.sql", None)
+            with pytest.raises(ConfigurationError, match="1 migrations pending, from 0900"):
+                migrate.require_current(conn, folders)
+            migrate.apply(conn, folders)
+            name, applied_at = migrate.status(conn, folders)[-1]
+            assert name == "0900_extra.sql"
+            assert applied_at is not None
+            migrate.require_current(conn, folders)
+
+    def test_a_store_never_migrated_has_everything_pending(
+        self, unmigrated_database_url: str
+    ) -> None:
+        with psycopg.connect(unmigrated_database_url, autocommit=True) as conn:
+            rows = migrate.status(conn, migration_dirs())
+        assert [at for _, at in rows] == [None] * len(migrate.discover(migration_dirs()))
