@@ -74,7 +74,8 @@ def run(rate: float, seconds: float, workers: int = 16) -> dict[str, object]:
         env = {**os.environ, "BORDER_DATA_DIR": folder, "BORDER_LOG_LEVEL": "WARNING"}
         env.pop("BORDER_DATABASE_URL", None)
         env.pop("BORDER_MASTER_KEY", None)
-        keys = {role: border(env, "clients", "create", "--name", f"load {role}", "--role", role)
+        keys = {role: border(env, "clients", "create", "--name", f"load {role}", "--role", role,
+                             *(["--border-point", "LOAD-1"] if role == "kiosk" else []))
                 for role in ("kiosk", "officer")}  # fmt: skip
         port = free_port(HOST)
         base = f"http://{HOST}:{port}"

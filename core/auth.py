@@ -1,6 +1,9 @@
 """API clients, keys and roles; every route is authenticated by default, deny by default."""
 
+import functools
 import hashlib
+import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -11,13 +14,25 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 
+from core import crypto
 from core import store as core_store
 from core.errors import Forbidden, InvalidRequest, RateLimited, Unauthorized
-from core.runtime import get_runtime
+from core.keys import Keyring
+from core.runtime import Runtime, get_runtime
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ROLES = ("kiosk", "officer", "consular", "auditor", "admin")
 KEY_PREFIX = "border_"
 _PURPOSE = re.compile(r"^[\w .,:/()'-]{1,200}$")
+_CLIENTS_TABLE = "api_clients"
+# One answer for every key that is not a working client: an unknown key, a revoked one and
+# a row that fails its MAC look alike to the caller (the log tells them apart).
+_NO_CLIENT = "unknown or revoked API key"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,108 @@ def key_digest(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
+def _client_fields(row: core_store.ClientRow) -> dict[str, crypto.MacField]:
+    # What decides who a key is and what it may do; the name is only a label.
+    return {
+        "role": row.role,
+        "border_point": row.border_point,
+        "key_sha256": bytes(row.key_sha256),
+        "revoked_at": row.revoked_at,
+    }
+
+
+def client_mac(keys: Keyring, row: core_store.ClientRow) -> bytes:
+    """The MAC over a client's id, role, border point, key hash and revocation."""
+    return keys.row_mac(_CLIENTS_TABLE, row.id, _client_fields(row))
+
+
+def sealed(keys: Keyring, row: core_store.ClientRow) -> core_store.ClientRow:
+    """The row with its MAC computed over it as it stands."""
+    return replace(row, mac=client_mac(keys, row))
+
+
+def client_intact(keys: Keyring, row: core_store.ClientRow) -> bool:
+    """Whether the row is as the service wrote it: False when its MAC is missing or wrong."""
+    return keys.row_intact(_CLIENTS_TABLE, row.id, _client_fields(row), row.mac)
+
+
+@functools.lru_cache(maxsize=16)
+def trusted_networks(text: str) -> tuple[IPNetwork, ...]:
+    """Parse ``BORDER_TRUSTED_PROXIES``: addresses or CIDR networks, comma-separated.
+
+    Raises ValueError naming the entry that is neither.
+    """
+    networks = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"BORDER_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+            ) from None
+    return tuple(networks)
+
+
+def _ip(text: str) -> IPAddress | None:
+    """An address as a hop writes it: bare, ``v4:port`` or ``[v6]:port``; None if not one."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_trusted(address: IPAddress | None, networks: tuple[IPNetwork, ...]) -> bool:
+    return address is not None and any(address in network for network in networks)
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    """The caller's address: the peer's, unless the peer is a trusted proxy.
+
+    Behind trusted proxies, ``X-Forwarded-For`` is read from the right, where each proxy
+    appended the address it saw, and the first address that is not a trusted proxy is the
+    caller: anything further left was written by the caller and proves nothing. An entry
+    that is not an address is answered for by the trusted hop that passed it on.
+    """
+    peer = request.client.host if request.client else "unknown"
+    try:
+        networks = trusted_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        # Believe no proxy rather than every one; the settings should refuse this at start.
+        log.error("%s; X-Forwarded-For is ignored", exc)
+        return peer
+    address = _ip(peer)
+    if not _is_trusted(address, networks):
+        return peer
+    hops = [hop for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
+    for hop in reversed(hops):
+        forwarded = _ip(hop)
+        if forwarded is None:
+            break
+        address = forwarded
+        if not _is_trusted(address, networks):
+            break
+    return str(address)
+
+
+def _throttle_key(address: str) -> str:
+    # One IPv6 host usually holds a whole /64: count it as one caller, or a single machine
+    # could spread its guesses over 2^64 addresses.
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return f"addr:{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"addr:{address}"
+
+
 def _bearer(request: Request) -> str:
     header = request.headers.get("authorization")
     if header is None:
@@ -71,32 +188,53 @@ def _purpose(request: Request) -> str | None:
     return purpose.strip()
 
 
-def authenticate(request: Request) -> Principal:
-    """Resolve the caller from its key; a missing, unknown or revoked key is a 401.
+def _client(rt: Runtime, request: Request) -> core_store.ClientRow:
+    """The working client whose key the request presents; Unauthorized otherwise."""
+    key = _bearer(request)
+    with rt.pool.connection() as conn:
+        row = core_store.client_by_key(conn, key_digest(key))
+    if row is None:
+        raise Unauthorized(_NO_CLIENT)
+    if not client_intact(rt.keys, row):
+        # Written or altered behind the service's back (or before rows carried a MAC).
+        log.warning(
+            "API client %s fails its integrity check (MAC %s): refused; if the row is "
+            "genuine, re-create the client or seal it on purpose",
+            row.id,
+            "missing" if row.mac is None else "wrong",
+        )
+        raise Unauthorized(_NO_CLIENT)
+    if row.revoked_at is not None:
+        raise Unauthorized(_NO_CLIENT)
+    if row.role == "kiosk" and row.border_point is None:
+        # Such a key could post crossings at any point (DESIGN §14): it is no client.
+        log.warning("kiosk client %s is bound to no border point: refused", row.id)
+        raise Unauthorized(_NO_CLIENT)
+    return row
 
-    The principal is left on ``request.state`` so that a refusal later in the request is
-    still audited under the caller's name.
+
+def authenticate(request: Request) -> Principal:
+    """Resolve the caller from its key; a missing, unknown, revoked or tampered key is a 401.
+
+    The key is checked first, so a valid key always gets through: only failures meet the
+    throttle, which counts them per caller address and per presented key and answers 429
+    once either has failed too often. Nobody can lock a key out by failing from its
+    address. The principal is left on ``request.state`` so that a refusal later in the
+    request is still audited under the caller's name.
     """
     rt = get_runtime(request)
-    address = f"addr:{request.client.host if request.client else 'unknown'}"
-    header = request.headers.get("authorization", "")
-    presented = f"key:{key_digest(header).hex()}"
-    wait = rt.throttle.retry_after(address, presented)
-    if wait is not None:
-        raise RateLimited(
-            f"too many failed authentications; retry in {wait:.0f} s",
-            retry_after_s=round(wait, 1),
-        )
     try:
-        key = _bearer(request)
+        client = _client(rt, request)
     except Unauthorized:
-        rt.throttle.failed(address, presented)
+        address = _throttle_key(client_address(request, rt.settings))
+        presented = f"key:{key_digest(request.headers.get('authorization', '')).hex()}"
+        wait = rt.throttle.failure(address, presented)
+        if wait is not None:
+            raise RateLimited(
+                f"too many failed authentications; retry in {wait:.0f} s",
+                retry_after_s=round(wait, 1),
+            ) from None
         raise
-    with rt.pool.connection() as conn:
-        client = core_store.client_by_key(conn, key_digest(key))
-    if client is None:
-        rt.throttle.failed(address, presented)
-        raise Unauthorized("unknown or revoked API key")
     principal = Principal(
         client_id=client.id, role=client.role, border_point=client.border_point, purpose=None
     )

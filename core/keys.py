@@ -1,15 +1,15 @@
 """The key ring at work on the store: master key checks, per-owner data keys, rotation,
-and the sub-keys for the blind index and the audit chain.
+and the sub-keys for the blind index, the audit chain and the row MACs.
 
-The blind-index and audit-chain keys are derived with HKDF from a system root key that is
-itself a data key (owner: the nil UUID) wrapped by the master key. Rotation re-wraps that
-root like any other data key, so the derived keys, and with them every blind index and
-every audit hash, survive a rotation, and a retired master key version can be dropped.
+The derived keys come by HKDF from a system root key that is itself a data key (owner: the
+nil UUID) wrapped by the master key. Rotation re-wraps that root like any other data key,
+so the derived keys, and with them every blind index, audit hash and row MAC, survive a
+rotation, and a retired master key version can be dropped.
 """
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -82,6 +82,10 @@ class Keyring:
         # Document and name alerts belong to no person: their contents are sealed under a
         # key of their own, derived like the others, so a bulk list needs no key per row.
         self.alert_key = crypto.derive(root, "alert-contents")
+        # Rows that grant access (API clients, later staff accounts) carry a MAC under this
+        # key: someone who can write the database but does not hold the master key cannot
+        # make or alter one that is believed.
+        self.row_mac_key = crypto.derive(root, "row-mac")
 
     @classmethod
     def open(cls, conn: Conn, settings: Settings) -> "Keyring":
@@ -127,6 +131,22 @@ class Keyring:
         if owner_id == SYSTEM_OWNER:
             raise ValueError("the system root key is not shredded")
         return core_store.delete_data_key(conn, owner_id)
+
+    def row_mac(self, table: str, row_id: UUID, fields: Mapping[str, crypto.MacField]) -> bytes:
+        """The MAC vouching for these fields of one row (see ``crypto.row_mac``)."""
+        return crypto.row_mac(self.row_mac_key, table, row_id, fields)
+
+    def row_intact(
+        self,
+        table: str,
+        row_id: UUID,
+        fields: Mapping[str, crypto.MacField],
+        stored: bytes | None,
+    ) -> bool:
+        """Whether ``stored`` vouches for the row as read; a row without a MAC never does."""
+        if stored is None:
+            return False
+        return crypto.hmac_equal(bytes(stored), self.row_mac(table, row_id, fields))
 
     def blind_index(self, value: str) -> bytes:
         """A keyed, deterministic fingerprint for exact lookups without decrypting."""

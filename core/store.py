@@ -14,12 +14,17 @@ from core.db import Conn
 
 @dataclass(frozen=True)
 class ClientRow:
+    """An API client as stored. ``mac`` vouches for id, role, border point, key hash and
+    revocation (core.auth.client_mac); None on rows from before it existed."""
+
     id: UUID
     name: str
     role: str
     border_point: str | None
+    key_sha256: bytes
     created_at: datetime
     revoked_at: datetime | None
+    mac: bytes | None
 
 
 @dataclass(frozen=True)
@@ -29,26 +34,32 @@ class DataKeyRow:
     wrapped: bytes
 
 
-def insert_client(conn: Conn, client: ClientRow, key_sha256: bytes) -> None:
+def insert_client(conn: Conn, client: ClientRow) -> None:
     conn.execute(
-        "INSERT INTO api_clients (id, name, role, border_point, key_sha256, created_at)"
-        " VALUES (%(id)s, %(name)s, %(role)s, %(border_point)s, %(key)s, %(created_at)s)",
+        "INSERT INTO api_clients"
+        " (id, name, role, border_point, key_sha256, created_at, revoked_at, mac)"
+        " VALUES (%(id)s, %(name)s, %(role)s, %(border_point)s, %(key)s, %(created_at)s,"
+        " %(revoked_at)s, %(mac)s)",
         {
             "id": client.id,
             "name": client.name,
             "role": client.role,
             "border_point": client.border_point,
-            "key": key_sha256,
+            "key": client.key_sha256,
             "created_at": client.created_at,
+            "revoked_at": client.revoked_at,
+            "mac": client.mac,
         },
     )
 
 
 def client_by_key(conn: Conn, key_sha256: bytes) -> ClientRow | None:
+    """The client holding this key hash, revoked or not: the caller checks its MAC first,
+    so a revocation cleared behind the service's back is told from a live key."""
     with conn.cursor(row_factory=class_row(ClientRow)) as cur:
         return cur.execute(
-            "SELECT id, name, role, border_point, created_at, revoked_at FROM api_clients"
-            " WHERE key_sha256 = %(key)s AND revoked_at IS NULL",
+            "SELECT id, name, role, border_point, key_sha256, created_at, revoked_at, mac"
+            " FROM api_clients WHERE key_sha256 = %(key)s",
             {"key": key_sha256},
         ).fetchone()
 
@@ -56,20 +67,45 @@ def client_by_key(conn: Conn, key_sha256: bytes) -> ClientRow | None:
 def list_clients(conn: Conn) -> list[ClientRow]:
     with conn.cursor(row_factory=class_row(ClientRow)) as cur:
         return cur.execute(
-            "SELECT id, name, role, border_point, created_at, revoked_at FROM api_clients"
-            " ORDER BY created_at, id"
+            "SELECT id, name, role, border_point, key_sha256, created_at, revoked_at, mac"
+            " FROM api_clients ORDER BY created_at, id"
         ).fetchall()
 
 
-def revoke_client(conn: Conn, client_id: UUID, at: datetime) -> ClientRow | None:
-    """Revoke a client; returns it, or None when there is no such client. Revoking twice
-    keeps the first revocation time."""
+def lock_client(conn: Conn, client_id: UUID) -> ClientRow | None:
+    """The client, locked until the end of the transaction; None when there is none."""
     with conn.cursor(row_factory=class_row(ClientRow)) as cur:
         return cur.execute(
-            "UPDATE api_clients SET revoked_at = coalesce(revoked_at, %(at)s)"
-            " WHERE id = %(id)s RETURNING id, name, role, border_point, created_at, revoked_at",
-            {"id": client_id, "at": at},
+            "SELECT id, name, role, border_point, key_sha256, created_at, revoked_at, mac"
+            " FROM api_clients WHERE id = %(id)s FOR UPDATE",
+            {"id": client_id},
         ).fetchone()
+
+
+def lock_unsealed_clients(conn: Conn) -> list[ClientRow]:
+    """Clients without a MAC (written before there was one), locked, oldest first."""
+    with conn.cursor(row_factory=class_row(ClientRow)) as cur:
+        return cur.execute(
+            "SELECT id, name, role, border_point, key_sha256, created_at, revoked_at, mac"
+            " FROM api_clients WHERE mac IS NULL ORDER BY created_at, id FOR UPDATE"
+        ).fetchall()
+
+
+def set_client_revocation(
+    conn: Conn, client_id: UUID, revoked_at: datetime, mac: bytes | None
+) -> None:
+    """Record a revocation; ``mac`` None leaves the stored MAC as it is."""
+    conn.execute(
+        "UPDATE api_clients SET revoked_at = %(at)s, mac = coalesce(%(mac)s, mac)"
+        " WHERE id = %(id)s",
+        {"id": client_id, "at": revoked_at, "mac": mac},
+    )
+
+
+def set_client_mac(conn: Conn, client_id: UUID, mac: bytes) -> None:
+    conn.execute(
+        "UPDATE api_clients SET mac = %(mac)s WHERE id = %(id)s", {"id": client_id, "mac": mac}
+    )
 
 
 # Held while a process checks, and on a new store creates, the master key and the system

@@ -120,7 +120,8 @@ def api(
         service_settings = module_settings(tmp_path_factory.mktemp("fuzz"), url)
         rt = Runtime.start(service_settings, migration_dirs())
         try:
-            keys = {role: new_key(rt, role) for role in ROLES}
+            # A kiosk key names its border point (DESIGN §14).
+            keys = {role: new_key(rt, role, "BP-1" if role == "kiosk" else None) for role in ROLES}
         finally:
             rt.close()
         app = create_app(service_settings, face_model)

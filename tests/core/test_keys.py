@@ -4,14 +4,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
-from border import service
+from border import models, service
 from border.app import migration_dirs
 from core import auth, crypto
+from core import store as core_store
 from core.db import Conn, transaction
 from core.errors import ConfigurationError
-from core.keys import KEY_FILE_NAME
+from core.keys import KEY_FILE_NAME, Keyring
 from core.runtime import Runtime
 from core.settings import Settings
 from tests.conftest import in_parallel
@@ -35,10 +37,21 @@ def b64(key: bytes) -> str:
     return base64.b64encode(key).decode()
 
 
+@pytest.fixture(autouse=True)
+def sealed_table(database_url: str) -> None:
+    """A stand-in for a domain table, made as a migration makes one: the service's role
+    (border_app, where the store has it) may write rows but not create tables."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE sealed (id uuid PRIMARY KEY, blob bytea)")
+        conn.execute(
+            "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'border_app') THEN"
+            " GRANT SELECT, INSERT, UPDATE ON sealed TO border_app; END IF; END $$"
+        )
+
+
 def seal_records(rt: Runtime, owners: list[UUID]) -> None:
-    """A stand-in for a domain table: one sealed value per owner, bound to its row."""
+    """One sealed value per owner in the stand-in table, bound to its row."""
     with transaction(rt.pool) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS sealed (id uuid PRIMARY KEY, blob bytea)")
         for owner in owners:
             dek = rt.keys.data_key(conn, owner, create=True)
             assert dek is not None
@@ -205,3 +218,34 @@ class TestRotation:
             service.rotate_keys(cli_rt, auth.command_line("test"))
             with service_rt.pool.connection() as conn:
                 assert read_records(service_rt, conn) == {o: o.bytes for o in owners}
+
+
+class TestRowMacKey:
+    def client_row(self, rt: Runtime) -> core_store.ClientRow:
+        created = service.create_client(
+            rt, auth.command_line("test"), models.ClientIn(name="ops", role="admin")
+        )
+        with rt.pool.connection() as conn:
+            row = core_store.client_by_key(conn, auth.key_digest(created.api_key))
+        assert row is not None
+        return row
+
+    def test_client_macs_survive_rotation_and_retiring_the_old_version(
+        self, settings: Settings
+    ) -> None:
+        with running(settings) as rt:
+            row = self.client_row(rt)
+            service.rotate_keys(rt, auth.command_line("test"))
+        ring = crypto.read_key_file(settings.data_dir / KEY_FILE_NAME)
+        crypto.write_key_file(
+            crypto.MasterKeys({2: ring.keys[2]}), settings.data_dir / KEY_FILE_NAME
+        )
+        with running(settings) as rt:
+            assert auth.client_intact(rt.keys, row)
+
+    def test_a_row_sealed_under_another_stores_root_is_refused(self, rt: Runtime) -> None:
+        """Someone admin on a test store copies his row, MAC and all, into production."""
+        elsewhere = Keyring(rt.keys.master, crypto.new_key())
+        row = auth.sealed(elsewhere, self.client_row(rt))
+        assert auth.client_intact(elsewhere, row)
+        assert not auth.client_intact(rt.keys, row)

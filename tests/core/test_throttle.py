@@ -38,3 +38,20 @@ class TestAuthThrottle:
         clock.now += 11
         throttle.failed("addr:new")
         assert len(throttle._failures) == 1
+
+    def test_a_failure_is_counted_until_the_limit_then_refused_uncounted(self) -> None:
+        clock = Clock()
+        throttle = AuthThrottle(3, 60.0, clock)
+        assert [throttle.failure("addr:a", "key:x") for _ in range(3)] == [None] * 3
+        wait = throttle.failure("addr:a", "key:y")
+        assert wait is not None
+        assert 59 < wait <= 60
+        # Refused attempts are not counted: the address is free once the window has passed.
+        clock.now += 60.01
+        assert throttle.failure("addr:a", "key:z") is None
+
+    def test_memory_stays_bounded_under_fresh_failures_from_many_addresses(self) -> None:
+        throttle = AuthThrottle(5, 60.0, Clock(), max_tracked=100)
+        for i in range(1000):
+            throttle.failure(f"addr:{i}")
+        assert len(throttle._failures) <= 100
