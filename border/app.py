@@ -1,6 +1,21 @@
 """The application factory: routers, error handling, metrics, and the lifespan that holds
-the store, the pool and the key ring."""
+the store, the pool and the key ring.
 
+Two pure ASGI middlewares wrap the routes. ``RequestContext`` (outermost) gives the
+request id, the Prometheus figures, the security headers and the last line of defence.
+``RequestGuard`` checks the key of every ``/v1`` request and limits every body before a
+byte of the body is read (DESIGN §14).
+
+Security headers: every response says ``nosniff``, ``no-referrer``, no framing
+(``X-Frame-Options`` and CSP ``frame-ancestors``; the CSP allows nothing, as the API serves
+no page), and ``Strict-Transport-Security`` for a year. The service itself speaks plain
+HTTP behind the TLS proxy (README); browsers ignore HSTS over plain HTTP, so sending it is
+harmless there and makes sure it reaches clients even when the proxy does not add it.
+Every ``/v1`` response, which may hold personal data, is ``Cache-Control: no-store``; the
+others too unless they say otherwise.
+"""
+
+import ipaddress
 import logging
 import re
 import time
@@ -18,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,7 +46,7 @@ from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
 from border import crossing_api, models
-from border.metrics import Metrics
+from border.metrics import Metrics, method_label
 from core import auth
 from core.auth import Principal, authenticate
 from core.db import transaction
@@ -60,10 +76,32 @@ def migration_dirs() -> list[Path]:
     return [Path(pkg.__file__).parent / "migrations" for pkg in packages]  # type: ignore[arg-type]
 
 
+V1 = "/v1"
+
+
 class State(TypedDict):
     rt: Runtime
     bio: Biometrics
     policy: Policy
+    refusals: audit_service.RefusalTally
+
+
+class BodyTooLarge(BorderError):
+    code = "body_too_large"
+    status = 413
+
+
+class _BodyLimitPassed(StarletteHTTPException):
+    """Raised while the body is read, the moment it passes the limit. An HTTPException,
+    so FastAPI's body parsing passes it on as it is, to ``_http_error``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over {limit} bytes")
+        self.limit = limit
+
+
+def _body_too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the request body is over {limit} bytes", limit_bytes=limit)
 
 
 def _route_name(scope: Scope) -> str:
@@ -71,36 +109,148 @@ def _route_name(scope: Scope) -> str:
     return str(getattr(route, "name", None) or getattr(route, "path", None) or "unmatched")
 
 
+def _app_path(scope: Scope) -> str:
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _under_v1(scope: Scope) -> bool:
+    path = _app_path(scope)
+    return path == V1 or path.startswith(V1 + "/")
+
+
+def _route_template(scope: Scope) -> str | None:
+    """The matched route's path template (``/v1/persons/{person_id}``), None when none
+    matched. FastAPI keeps the routes of an included router as they were declared, so
+    their template lacks the prefix of the router they were included in (here only /v1)."""
+    template = getattr(scope.get("route"), "path_format", None)
+    if not isinstance(template, str):
+        return None
+    if _under_v1(scope) and not template.startswith(V1 + "/"):
+        template = V1 + template
+    return template
+
+
+def _client_address(request: Request, rt: Runtime) -> str:
+    """The address refusals are counted under: the caller's as the throttle sees it (a
+    trusted proxy's X-Forwarded-For believed), an IPv6 caller by its /64, the block one
+    machine usually holds, so rotating addresses within it is one address."""
+    host = auth.client_address(request, rt.settings)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _audit_refusal(request: Request, code: str, status: int) -> None:
     """Record a refused or failed request in a transaction of its own: the request's own
-    transaction, if any, was rolled back. A caller without a valid key is ``anonymous``."""
+    transaction, if any, was rolled back. A caller with a valid key gets one event per
+    refusal; one without (``anonymous``) is counted in the tally of its address."""
     rt: Runtime | None = getattr(request.state, "rt", None)
     if rt is None:
         return
     principal: Principal | None = getattr(request.state, "principal", None)
+    # The method is the caller's text: only the standard ones are named.
+    detail = {"status": status, "method": method_label(request.method)}
+    if principal is None:
+        _audit_anonymous(request, rt, code, detail)
+        return
     try:
         with transaction(rt.pool) as conn:
             audit_service.append(
                 conn,
                 rt.keys,
-                actor=principal.actor if principal else "anonymous",
-                role=principal.role if principal else None,
-                purpose=principal.purpose if principal else None,
+                actor=principal.actor,
+                role=principal.role,
+                purpose=principal.purpose,
                 action=_route_name(request.scope),
                 outcome=code,
-                detail={"status": status, "method": request.method},
+                detail=detail,
             )
     except (psycopg.Error, psycopg_pool.PoolTimeout):
         log.warning("could not audit a refused request (%s): the store is unavailable", code)
 
 
+def _audit_anonymous(request: Request, rt: Runtime, code: str, detail: dict[str, Any]) -> None:
+    """Count the refusal under the caller's address; write what the tally says is due: the
+    address's event (named after this request, with the count since its last one), or a
+    summary of addresses gone quiet."""
+    tally: audit_service.RefusalTally | None = getattr(request.state, "refusals", None)
+    if tally is None:
+        return
+    for count in tally.note(_client_address(request, rt), code, int(detail["status"])):
+        if count.address is None:
+            _record_refusals(rt, tally, count)
+        else:
+            _record_refusals(
+                rt, tally, count, action=_route_name(request.scope), outcome=code, detail=detail
+            )
+
+
+def _record_refusals(
+    rt: Runtime,
+    tally: audit_service.RefusalTally,
+    count: audit_service.RefusalCount,
+    **event: Any,
+) -> None:
+    try:
+        with transaction(rt.pool) as conn:
+            audit_service.record_refusals(conn, rt.keys, count, **event)
+    except (psycopg.Error, psycopg_pool.PoolTimeout):
+        # Given back to the tally: written with the next event instead.
+        tally.restore(count)
+        log.warning("could not audit %d refused requests: the store is unavailable", count.refused)
+
+
+def _write_remaining_refusals(rt: Runtime, tally: audit_service.RefusalTally) -> None:
+    """At shutdown: what the tally still holds, as one summary event."""
+    count = tally.drain()
+    if count is None:
+        return
+    try:
+        with transaction(rt.pool) as conn:
+            audit_service.record_refusals(conn, rt.keys, count)
+    except (psycopg.Error, psycopg_pool.PoolTimeout):
+        log.error(
+            "at shutdown, %d refused requests from %d addresses could not be audited: %s",
+            count.refused,
+            count.addresses,
+            count.codes,
+        )
+
+
+def _guard_refusal(request: Request) -> BorderError | None:
+    """The refusal ``RequestGuard`` gave a /v1 request before its body, if any."""
+    refusal: BorderError | None = getattr(request.state, "guard_refusal", None)
+    return refusal
+
+
+def _caller(request: Request) -> Principal:
+    """Every /v1 route depends on this (deny by default): the caller ``RequestGuard``
+    authenticated before any of the body was read, or its refusal."""
+    refusal = _guard_refusal(request)
+    if refusal is not None:
+        raise refusal
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal if principal is not None else authenticate(request)
+
+
 def _error_response(request: Request, exc: BorderError) -> JSONResponse:
+    # A request refused before its body was read was routed without it: whatever the
+    # empty body led to, the answer is the refusal.
+    exc = _guard_refusal(request) or exc
     # A store that is down cannot take the event; a throttled flood must not fill the log
-    # (the failures that triggered the throttle were audited one by one).
+    # (the failures that triggered the throttle were audited, or counted in their
+    # address's event).
     if exc.status not in (Unavailable.status, RateLimited.status):
         _audit_refusal(request, exc.code, exc.status)
     headers = None
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited) or "retry_after_s" in exc.extra:
         headers = {"Retry-After": str(max(1, round(float(exc.extra.get("retry_after_s", 1)))))}
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
@@ -115,10 +265,14 @@ _MAX_PROBLEMS = 20
 
 def _access_refusal(request: Request) -> BorderError | None:
     """FastAPI reads and parses a body before it solves a route's dependencies, so a body
-    that does not parse would be answered before the key and role are checked. Check them
-    first: a caller without a valid key or role gets its 401 or 403, not a 422."""
+    that does not parse would be answered before the role is checked. Check it first (the
+    key was checked before the body was read): a caller without a valid key or role gets
+    its 401 or 403, not a 422."""
+    refusal = _guard_refusal(request)
+    if refusal is not None:
+        return refusal
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or getattr(request.state, "principal", None) is not None:
+    if not isinstance(route, APIRoute):
         return None
     try:
         auth.check_access(request, route.dependant)
@@ -191,6 +345,8 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     refusal = _access_refusal(request)
     if refusal is not None:
         return _error_response(request, refusal)
+    if isinstance(exc, _BodyLimitPassed):
+        return _error_response(request, _body_too_large(exc.limit))
     return _error_response(request, InvalidRequest("the request body could not be read"))
 
 
@@ -210,8 +366,29 @@ def _store_down(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_SECURITY_HEADERS = (
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("strict-transport-security", "max-age=31536000"),
+    ("cache-control", "no-store"),
+)
+
+
+def _secure(message: Message, scope: Scope) -> None:
+    """The security headers on a response (see the module docstring); a response may set
+    its own, except that a /v1 one is never stored."""
+    headers = MutableHeaders(scope=message)
+    for name, value in _SECURITY_HEADERS:
+        headers.setdefault(name, value)
+    if _under_v1(scope):
+        headers["cache-control"] = "no-store"
+
+
 class RequestContext:
-    """Pure ASGI middleware: request id, Prometheus figures, and the last line of defence.
+    """Pure ASGI middleware: request id, Prometheus figures, security headers, and the last
+    line of defence.
 
     An unexpected exception becomes a 500 carrying only the request id; the log gets the
     exception type and the stack's file/line/function, never the message or locals, which
@@ -241,6 +418,7 @@ class RequestContext:
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
                 ]
+                _secure(message, scope)
             await send(message)
 
         try:
@@ -265,8 +443,85 @@ class RequestContext:
             await response(scope, receive, send_with_id)
         finally:
             self.metrics.observe(
-                scope["method"], _route_name(scope), status, time.perf_counter() - started
+                scope["method"], _route_template(scope), status, time.perf_counter() - started
             )
+
+
+async def _without_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class _LimitedBody:
+    """The request's ``receive``, refusing (413) the moment the body passes the limit,
+    whatever Content-Length said (a chunked body says nothing); nothing past it is read."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.read = 0
+
+    async def __call__(self) -> Message:
+        if self.read > self.limit:
+            raise _BodyLimitPassed(self.limit)
+        message = await self.receive()
+        if message["type"] == "http.request":
+            self.read += len(message.get("body", b""))
+            if self.read > self.limit:
+                raise _BodyLimitPassed(self.limit)
+        return message
+
+
+def _declared_length(scope: Scope) -> int:
+    """The body's length as Content-Length gives it; 0 when it gives none (the server
+    refuses a malformed one)."""
+    declared = Headers(scope=scope).get("content-length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else 0
+
+
+def _admit(request: Request) -> BorderError | None:
+    """Authenticate a /v1 caller from its headers alone; its refusal, if any."""
+    try:
+        authenticate(request)
+    except BorderError as refusal:
+        return refusal
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        log.warning("store unavailable: %s", type(exc).__name__)
+        return Unavailable("the records store is unavailable; retry in a few seconds")
+    return None
+
+
+class RequestGuard:
+    """Pure ASGI middleware: the key is checked, and the body limited, before any of the
+    body is read (DESIGN §14).
+
+    A /v1 request is authenticated from its headers first. A body whose Content-Length is
+    over ``body_max_bytes`` is refused as it stands; any other is counted as it is read
+    and refused the moment it passes the limit. A refused /v1 request still goes through
+    the routes, without its body, so that its refusal names the route: ``_caller``, on
+    which every /v1 route depends, and every error handler answer with that refusal (a
+    body error of an empty body cannot come first). Elsewhere the refusal is answered here.
+    """
+
+    def __init__(self, app: ASGIApp, body_max_bytes: int) -> None:
+        self.app = app
+        self.limit = body_max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = await run_in_threadpool(_admit, request) if _under_v1(scope) else None
+        if refusal is None and _declared_length(scope) > self.limit:
+            refusal = _body_too_large(self.limit)
+        if refusal is None:
+            await self.app(scope, _LimitedBody(receive, self.limit), send)
+        elif _under_v1(scope):
+            request.state.guard_refusal = refusal
+            await self.app(scope, _without_body, send)
+        else:
+            response = await run_in_threadpool(_error_response, request, refusal)
+            await response(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, face_model: FaceModel | None = None) -> FastAPI:
@@ -284,9 +539,11 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
             if indexed:
                 log.info("indexed the names of %d persons enrolled before name search", indexed)
             bio = await run_in_threadpool(Biometrics.start, rt, face_model)
+            refusals = audit_service.RefusalTally()
             try:
-                yield {"rt": rt, "bio": bio, "policy": policy}
+                yield {"rt": rt, "bio": bio, "policy": policy, "refusals": refusals}
             finally:
+                await run_in_threadpool(_write_remaining_refusals, rt, refusals)
                 await run_in_threadpool(bio.close, rt)
         finally:
             await run_in_threadpool(rt.close)
@@ -303,7 +560,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     )
 
     # Authenticated by default: every /v1 route sits under this router.
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    v1 = APIRouter(prefix=V1, dependencies=[Depends(_caller)])
     v1.include_router(enrollment_api.router)
     v1.include_router(visa_api.router)
     v1.include_router(crossing_api.router)
@@ -331,5 +588,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
+    # The last added is the outermost: the context sees the guard's answers too.
+    app.add_middleware(RequestGuard, body_max_bytes=settings.body_max_bytes)
     app.add_middleware(RequestContext, metrics=metrics)
     return app

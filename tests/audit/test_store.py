@@ -49,11 +49,23 @@ class TestAppendOnly:
         assert verify(rt) == (True, 3, None)
 
 
+class TestTheServiceRole:
+    def test_cannot_switch_the_trigger_off(self, rt: Runtime) -> None:
+        """DESIGN §14: the service connects as a role that owns no table."""
+        with rt.pool.connection() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
+
+
 class TestTamperBySuperuser:
-    """A superuser can switch the trigger off; the chain still names the exact event."""
+    """A superuser can switch the trigger off (the service's role cannot); the chain still
+    names the exact event."""
+
+    @pytest.fixture(autouse=True)
+    def _superuser(self, database_url: str) -> None:
+        self.superuser_url = database_url
 
     def tamper(self, rt: Runtime, *statements: str) -> None:
-        with transaction(rt.pool) as conn:
+        with psycopg.connect(self.superuser_url) as conn, conn.transaction():
             conn.execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
             for statement in statements:
                 conn.execute(statement.encode())
