@@ -41,12 +41,18 @@ class Capture:
 
 
 def limits(settings: Settings) -> intake.Limits:
-    return intake.Limits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels)
+    return intake.Limits(
+        max_bytes=settings.image_max_bytes,
+        max_pixels=settings.image_max_pixels,
+        max_decoded_bytes=settings.image_max_decoded_bytes,
+        concurrency=settings.image_decode_concurrency,
+    )
 
 
 def analyse(model: FaceModel, data: bytes, settings: Settings) -> Capture:
     """Raises ImageUnreadable / ImageTooLarge (a device fault: nothing to judge), NoFace,
-    MultipleFaces or LowQuality (the traveller's outcome), in that order."""
+    MultipleFaces or LowQuality (the traveller's outcome), in that order; DecodersBusy
+    (503) when the process's decoding slots stay taken."""
     return from_image(model, intake.decode(data, limits(settings)), settings)
 
 

@@ -126,7 +126,8 @@ class TestEnrollRefusals:
             (b"", "image_unreadable", 422),
             (b"GIF89a" + bytes(100), "image_unreadable", 422),
             (photo("obama.jpg")[:20000], "image_unreadable", 422),
-            (b"\xff\xd8\xff" + bytes(16_000_000), "image_too_large", 413),
+            # Past the 15 MB image budget, under the 16 MB body limit.
+            (b"\xff\xd8\xff" + bytes(15_500_000), "image_too_large", 413),
         ],
     )
     def test_unreadable_images(
