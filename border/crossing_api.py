@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, 
 
 from border import crossings, models
 from core.auth import ConsularOrOfficer, KioskOrOfficer, Officer
+from core.errors import InvalidRequest
 from core.runtime import RuntimeDep
 from enrollment.api import BiometricsDep, read_image
 from visa.policy import Policy
@@ -76,13 +77,23 @@ def list_crossings(
     rt: RuntimeDep,
     person_id: Annotated[UUID | None, Query(description="a person's crossings")] = None,
     border_point: Annotated[
-        str | None, Query(max_length=64, description="without person_id: that point's queue")
+        str | None,
+        Query(max_length=64, description="without person_id: that point's queue or late list"),
     ] = None,
+    late: Annotated[
+        bool,
+        Query(description="the crossings recorded more than 10 minutes after their time"),
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[models.CrossingOut]:
-    """A person's crossings, or, without ``person_id``, the referrals awaiting an officer."""
+    """A person's crossings; without ``person_id``, the referrals awaiting an officer, or
+    with ``late=true`` the crossings recorded late, the most recently recorded first."""
     if person_id is not None:
+        if late:
+            raise InvalidRequest("give person_id or late, not both", field="late")
         return crossings.of_person(rt, principal, person_id)
+    if late:
+        return crossings.late_crossings(rt, principal, border_point, limit)
     return crossings.open_referrals(rt, principal, border_point, limit)
 
 

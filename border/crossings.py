@@ -53,10 +53,15 @@ def host_day(rt: Runtime, at: datetime) -> date:
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# A crossing recorded more than this after its `at` is marked late and listed for officers.
+LATE_AFTER: Final = timedelta(minutes=10)
 
 
-def _moment(rt: Runtime, text: str | None) -> datetime:
-    """The crossing's time: now, or the ISO 8601 datetime with zone a late post sends."""
+def _moment(rt: Runtime, principal: Principal, text: str | None) -> datetime:
+    """The crossing's time: now, or the ISO 8601 datetime with zone a late post sends. A
+    kiosk's may lie at most ``kiosk_max_backdate_h`` hours back (a kiosk back-dating an exit
+    would erase its traveller's overstay); an officer may record older crossings, down to
+    2000-01-01."""
     now = _now()
     if text is None:
         return now
@@ -64,15 +69,28 @@ def _moment(rt: Runtime, text: str | None) -> datetime:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidRequest(
-            "`at` must be an ISO 8601 datetime with its zone, e.g. 2026-11-23T08:30:00+01:00"
+            "`at` must be an ISO 8601 datetime with its zone, e.g. 2026-11-23T08:30:00+01:00",
+            field="at",
         ) from None
     if at.tzinfo is None or at.utcoffset() is None:
-        raise InvalidRequest("`at` must carry its time zone, e.g. 2026-11-23T08:30:00+01:00")
+        raise InvalidRequest(
+            "`at` must carry its time zone, e.g. 2026-11-23T08:30:00+01:00", field="at"
+        )
     if at < EARLIEST:
-        raise InvalidRequest(f"`at` lies before {EARLIEST.date()}: no post syncs that late")
+        raise InvalidRequest(
+            f"`at` lies before {EARLIEST.date()}: no post syncs that late", field="at"
+        )
     if at - now > timedelta(seconds=rt.settings.clock_skew_s):
         raise InvalidRequest(
-            f"`at` is in the future beyond {rt.settings.clock_skew_s:.0f} s of clock skew"
+            f"`at` is in the future beyond {rt.settings.clock_skew_s:.0f} s of clock skew",
+            field="at",
+        )
+    window = rt.settings.kiosk_max_backdate_h
+    if principal.role != "officer" and now - at > timedelta(hours=window):
+        raise InvalidRequest(
+            f"`at` lies more than {window:g} h back: a kiosk records only the crossings of "
+            "that window; an officer records older ones",
+            field="at",
         )
     return at.astimezone(UTC)
 
@@ -146,6 +164,7 @@ def _out(
             else [enrollment_models.Candidate.model_validate(c) for c in row.candidates]
         ),
         resolution=resolution,
+        late=row.late,
     )
 
 
@@ -206,7 +225,7 @@ def cross(
             "give accompanied_by or accompanied_by_crossing, not both",
             field="accompanied_by_crossing",
         )
-    at = _moment(rt, request.at)
+    at = _moment(rt, principal, request.at)
     day = host_day(rt, at)
     document, capture, input_reasons = _read_inputs(bio, rt, request)
 
@@ -218,22 +237,25 @@ def cross(
                 rt, document.issuing_state, document.document_number
             )
             store.lock_traveller(conn, index)
+        holder, erased = _holder(conn, index)
         facts = enrollment_service.traveller_facts(
             rt, bio, conn, principal,
             document=document, document_index=index, capture=capture, image=request.image,
-            station=request.border_point,
+            station=request.border_point, holder=holder,
+            # A holder erased while this crossing waited is never enrolled again from it.
             enroll_if_new=(
                 document is not None
+                and not erased
                 and request.direction == "entry"
                 and not policy.needs_visa(document.nationality)
             ),
             companion=_companion(conn, request, at), day=day, adult_age=policy.adult_age,
         )  # fmt: skip
+        if facts.holder is not None and facts.holder != holder:
+            # Enrolled here, or enrolled meanwhile by a consular post (under the enrollment
+            # lock, which an erasure takes first): serialised on the person too.
+            store.lock_traveller(conn, facts.holder.bytes)
         holder = facts.holder
-        if holder is not None:
-            # The person's history may also move under another of their documents (or an
-            # officer's link): serialise on the person too, always after the document.
-            store.lock_traveller(conn, holder.bytes)
         judgement = decision.judge(
             policy,
             decision.Facts(
@@ -249,9 +271,11 @@ def cross(
                 visas=visa_service.visa_facts(conn, holder, at=at) if holder else [],
                 history=_history(conn, holder),
                 accompanied=facts.accompanied,
+                holder_erased=erased,
             ),
         )
         changed = bool(facts.candidates) and holder is None
+        recorded_at = _now()
         row = store.CrossingRow(
             id=crossing_id,
             person_id=holder,
@@ -276,9 +300,10 @@ def cross(
             visa_id=judgement.visa_id,
             accompanied_by=facts.companion,
             recorded_by=principal.actor,
-            recorded_at=_now(),
+            recorded_at=recorded_at,
             candidates=[c.model_dump(mode="json") for c in facts.candidates] if changed else None,
             document_sealed=_seal_document(rt, conn, crossing_id, request.mrz) if changed else None,
+            late=recorded_at - at > LATE_AFTER,
         )
         store.insert(conn, row)
         audit_service.record(
@@ -294,6 +319,8 @@ def cross(
                 "codes": [r.code for r in judgement.reasons],
                 "enrolled": facts.enrolled_seq is not None,
                 "candidates": [str(c.person_id) for c in facts.candidates],
+                "late": row.late,
+                "holder_erased": erased,
             },
         )
     if facts.enrolled_seq is not None and capture is not None:
@@ -304,6 +331,27 @@ def cross(
     if kiosk and request.accompanied_by_crossing is not None:
         out.accompanied_by = None
     return out
+
+
+def _holder(conn: Conn, index: bytes | None) -> tuple[UUID | None, bool]:
+    """The holder of the document (whose lock the caller holds), under the person's lock,
+    and whether an erasure took them meanwhile.
+
+    Erasure takes the person's lock too, so once it is held the person's status is final
+    for this transaction: re-read, it says whether the person erased while this crossing
+    waited. Their documents are gone then, so nobody holds this one; the crossing goes to
+    an officer and never enrolls them again from a lookup that still saw them."""
+    if index is None:
+        return None, False
+    holder = enrollment_service.holder_of(conn, index)
+    if holder is None:
+        return None, False
+    # The person's history may also move under another of their documents (or an
+    # officer's link): serialise on the person too, always after the document.
+    store.lock_traveller(conn, holder.bytes)
+    if enrollment_service.is_active(conn, holder):
+        return holder, False
+    return None, True
 
 
 def _seal_document(rt: Runtime, conn: Conn, crossing_id: UUID, mrz: str) -> bytes:
@@ -362,6 +410,9 @@ def _link(
             field="link_person_id",
         )
     document = _open_document(rt, conn, row)
+    # Joining the document takes the enrollment lock: take it before the person's lock,
+    # in the order erasure takes them, so a link and an erasure never deadlock.
+    enrollment_service.hold_enrollment(conn)
     store.lock_traveller(conn, person_id.bytes)  # after the document's lock, as cross() does
     if not enrollment_service.is_active(conn, person_id):
         raise NotFound("person", person_id)
@@ -621,6 +672,23 @@ def overstayers(
             detail={"on": day.isoformat(), "found": len(found)},
         )
     return sorted(found, key=lambda o: (-o.overstay_days, str(o.person_id)))
+
+
+def late_crossings(
+    rt: Runtime, principal: Principal, border_point: str | None, limit: int
+) -> list[models.CrossingOut]:
+    """Crossings recorded more than 10 minutes after their time (a kiosk's late sync, an
+    officer's record of an older crossing), the most recently recorded first."""
+    with transaction(rt.pool) as conn:
+        rows = store.late_crossings(conn, border_point, limit)
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "crossings.read",
+            detail={"late": len(rows), "border_point": border_point},
+        )
+    return [_out(row) for row in rows]
 
 
 def open_referrals(

@@ -65,6 +65,9 @@ class Facts:
     visas: Sequence[rules.Visa] = ()
     history: Sequence[rules.Movement] = ()
     accompanied: bool = False
+    # The document's holder was erased while the crossing waited for their lock: nobody
+    # holds the document now, and nobody is enrolled from this crossing.
+    holder_erased: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,12 @@ class Judgement:
 
 
 def judge(policy: Policy, facts: Facts) -> Judgement:
-    """Every reason of the crossing, in a fixed order: inputs, document change, face,
-    alerts, visa and stay rules, an entry already open."""
+    """Every reason of the crossing, in a fixed order: inputs, a holder erased meanwhile,
+    document change, face, alerts, visa and stay rules, an entry already open."""
     reasons = list(facts.input_reasons)
+    erased = facts.holder_erased and not facts.holder_known
+    if erased:
+        reasons.append(holder_erased())
     changed = facts.candidates > 0 and not facts.holder_known
     if changed:
         reasons.append(
@@ -108,7 +114,12 @@ def judge(policy: Policy, facts: Facts) -> Judgement:
         evaluation = evaluate(
             policy, traveller, facts.visas, facts.history, facts.day, accompanied=facts.accompanied
         )
-        reasons += [r for r in evaluation.reasons if not (changed and r.code in _UNKNOWN_HOLDER)]
+        reasons += [
+            r
+            for r in evaluation.reasons
+            if not (changed and r.code in _UNKNOWN_HOLDER)
+            and not (erased and r.code == "UNKNOWN_TRAVELER")
+        ]
         figures, visa_id = evaluation.figures, evaluation.visa_id
         before = [m for m in facts.history if m.on <= facts.day]
         if facts.direction == "entry" and before and before[-1].direction == "entry":
@@ -190,6 +201,18 @@ def mismatch(distance: float, threshold: float) -> Reason:
         "FACE_MISMATCH",
         f"the live face is {distance:.3f} from the nearest enrolled capture; "
         f"the limit is {threshold:.2f}",
+    )
+
+
+def holder_erased() -> Reason:
+    """The holder's record was erased while the crossing waited for their lock. Judged as
+    a document nobody holds, but never admitted on that alone: the crossing enrolled nobody
+    (an erasure is not undone by a crossing that began before it), so an officer sees the
+    traveller."""
+    return Reason.of(
+        "UNKNOWN_TRAVELER",
+        "nobody holds this document: its holder's record was erased while the crossing "
+        "was judged, and nobody is enrolled from it; an officer checks the traveller",
     )
 
 

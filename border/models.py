@@ -92,6 +92,10 @@ class CrossingOut(BaseModel):
         description="DOCUMENT_CHANGED: the enrolled persons the face matches (officers only)",
     )
     resolution: Resolution | None = None
+    late: bool = Field(
+        description="recorded more than 10 minutes after `at` (listed by GET "
+        "/v1/crossings?late=true)"
+    )
 
 
 class ResolutionIn(BaseModel):

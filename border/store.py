@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from core.db import Conn
 
 # Namespace of the per-traveller advisory locks (two-key form: namespace, hash of id).
+# enrollment/store.py takes the same key for a person (erasure): keep the two in step.
 _TRAVELLER_LOCK = 0x626F_7264
 
 
@@ -41,6 +42,8 @@ class CrossingRow:
     protection: list[str] | None = None
     candidates: list[dict[str, Any]] | None = None
     document_sealed: bytes | None = None
+    # Recorded more than 10 minutes after its `at` (DESIGN §14): listed for officers.
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,12 @@ class MovementRow:
 
 def lock_traveller(conn: Conn, key: bytes) -> None:
     """Serialise crossings of one traveller (by person id or document index) to commit,
-    so two kiosks at once never both see the traveller outside and open two entries."""
+    so two kiosks at once never both see the traveller outside and open two entries.
+
+    The key is (namespace, hashtext of the hex of ``key``). Erasure takes the same lock
+    on a person (``enrollment.store.lock_traveller(conn, person_id)``, which computes the
+    same key for ``person_id.bytes``), so a crossing and an erasure of one person never
+    interleave."""
     conn.execute(
         "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(encode(%(k)s, 'hex')))",
         {"ns": _TRAVELLER_LOCK, "k": key},
@@ -70,11 +78,11 @@ def insert(conn: Conn, row: CrossingRow) -> None:
     conn.execute(
         "INSERT INTO crossings (id, person_id, document_index, direction, border_point, at, day,"
         " decision, reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-        " accompanied_by, recorded_by, recorded_at, candidates, document_sealed) VALUES (%(id)s,"
-        " %(person_id)s, %(document_index)s, %(direction)s, %(border_point)s, %(at)s, %(day)s,"
-        " %(decision)s, %(reasons)s, %(match_distance)s, %(match_threshold)s, %(figures)s,"
-        " %(rule_set)s, %(visa_id)s, %(accompanied_by)s, %(recorded_by)s, %(recorded_at)s,"
-        " %(candidates)s, %(document_sealed)s)",
+        " accompanied_by, recorded_by, recorded_at, candidates, document_sealed, late)"
+        " VALUES (%(id)s, %(person_id)s, %(document_index)s, %(direction)s, %(border_point)s,"
+        " %(at)s, %(day)s, %(decision)s, %(reasons)s, %(match_distance)s, %(match_threshold)s,"
+        " %(figures)s, %(rule_set)s, %(visa_id)s, %(accompanied_by)s, %(recorded_by)s,"
+        " %(recorded_at)s, %(candidates)s, %(document_sealed)s, %(late)s)",
         values,
     )
 
@@ -83,7 +91,7 @@ _SELECT: Final = (
     "SELECT id, person_id, document_index, direction, border_point, at, day, decision, reasons,"
     " match_distance, match_threshold, figures, rule_set, visa_id, accompanied_by, recorded_by,"
     " recorded_at, outcome, resolution_note, resolved_by, resolved_at, grounds, protection,"
-    " candidates, document_sealed FROM crossings"
+    " candidates, document_sealed, late FROM crossings"
 )
 
 
@@ -109,6 +117,16 @@ def open_referrals(conn: Conn, border_point: str | None, limit: int) -> list[Cro
         return cur.execute(
             _SELECT + " WHERE decision = 'refer' AND outcome IS NULL"
             " AND (%(bp)s::text IS NULL OR border_point = %(bp)s) ORDER BY at LIMIT %(n)s",
+            {"bp": border_point, "n": limit},
+        ).fetchall()
+
+
+def late_crossings(conn: Conn, border_point: str | None, limit: int) -> list[CrossingRow]:
+    """Crossings recorded late (DESIGN §14), the most recently recorded first."""
+    with conn.cursor(row_factory=class_row(CrossingRow)) as cur:
+        return cur.execute(
+            _SELECT + " WHERE late AND (%(bp)s::text IS NULL OR border_point = %(bp)s)"
+            " ORDER BY recorded_at DESC, id LIMIT %(n)s",
             {"bp": border_point, "n": limit},
         ).fetchall()
 

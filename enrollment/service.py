@@ -406,9 +406,15 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
 
 def erase(rt: Runtime, bio: Biometrics, principal: Principal, person_id: UUID) -> None:
     """Crypto-shred the person: their data key goes, documents and captures are deleted,
-    watchlist entries ended, templates removed from every gallery. The audit trail stays."""
+    watchlist entries ended, templates removed from every gallery. The audit trail stays.
+
+    Takes the enrollment lock, then the person's traveller lock (the one crossings and
+    resolutions take on the person, ``store.lock_traveller``), then the person's row: a
+    crossing that holds the person finishes first, and one that found them as a document's
+    holder waits and then reads them erased (border/crossings.py)."""
     with transaction(rt.pool) as conn:
         store.lock_enrollment(conn)
+        store.lock_traveller(conn, person_id)
         if store.get_person(conn, person_id, lock=True) is None:
             raise NotFound("person", person_id)
         seqs = store.erase_person(conn, person_id, _now())
@@ -593,6 +599,12 @@ def watchlist_hits(
     )
     active = store.watchlisted_persons(conn, [c.person_id for c in found]) if found else set()
     return [c for c in found if c.person_id in active]
+
+
+def hold_enrollment(conn: Conn) -> None:
+    """The enrollment lock, held to commit. Whoever also takes a person's traveller lock
+    takes this one first, as erasure does, so the two never deadlock."""
+    store.lock_enrollment(conn)
 
 
 def holder_of(conn: Conn, document_index: bytes) -> UUID | None:
@@ -936,13 +948,12 @@ def traveller_facts(
     day: date,
     adult_age: int,
 ) -> TravellerFacts:
-    """Find (or, with ``enroll_if_new``, enroll from ``image`` at ``station``) the holder
-    of a presented document and gather their facts in the caller's transaction.
-    ``holder`` forces the person (an officer's link); otherwise the document's blind index
-    finds them. An unknown document whose live face matches enrolled persons enrolls
-    nobody: they are ``candidates``."""
-    if holder is None and document_index is not None:
-        holder = store.person_by_blind_index(conn, document_index)
+    """Gather the facts of the traveller presenting a document, in the caller's
+    transaction. ``holder`` is the document's holder as the caller found it
+    (:func:`holder_of`) under its locks and checked active, or the person an officer links
+    the document to; None when nobody holds it. Then, with ``enroll_if_new``, the traveller
+    is enrolled from ``image`` at ``station``. An unknown document whose live face matches
+    enrolled persons enrolls nobody: they are ``candidates``."""
     enrolled_seq: int | None = None
     found: list[models.Candidate] = []
     threshold = None

@@ -15,6 +15,9 @@ from core.db import Conn
 
 # Held from the dedup search to commit by every transaction that adds a capture.
 _ENROLLMENT_LOCK = 0x626F7264_0003
+# The namespace of the per-traveller lock that crossings take (border/store.py
+# ``lock_traveller``); enrollment may not import border, so the key is written twice.
+_TRAVELLER_LOCK = 0x626F_7264
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,16 @@ class WatchlistRow:
 
 def lock_enrollment(conn: Conn) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ENROLLMENT_LOCK,))
+
+
+def lock_traveller(conn: Conn, person_id: UUID) -> None:
+    """The person's traveller lock, held to commit: the very lock a crossing takes on the
+    person (``border.store.lock_traveller(conn, person_id.bytes)``: namespace, hashtext of
+    the hex of the id's 16 bytes), so an erasure and a crossing of one person take turns."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%(ns)s, hashtext(encode(%(k)s, 'hex')))",
+        {"ns": _TRAVELLER_LOCK, "k": person_id.bytes},
+    )
 
 
 def next_capture_seq(conn: Conn) -> int:

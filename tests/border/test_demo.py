@@ -33,6 +33,10 @@ class TestDemo:
         assert "admit and links the new passport" in result.stdout
         assert "2 crossings across both passports; the exit counts 101 days used" in (result.stdout)
         assert "officer resolves the entry" in result.stdout
+        # 100 days back is beyond a kiosk's back-dating window: the officer records it.
+        assert "officer records Barack's entry of 100 days ago" in result.stdout
+        # Every scene is replayed after its time, so every crossing is on the late list.
+        assert f"the officer's late list: {len(rows)} crossings" in result.stdout
         assert "day(s) past" in result.stdout
         assert "audit chain holds" in result.stdout
 

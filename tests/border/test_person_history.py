@@ -23,6 +23,7 @@ from tests.border.crossing_helpers import (
     codes,
     counts,
     cross,
+    cross_by_post,
     grey_jpeg,
     grounds,
     issue_visa,
@@ -120,9 +121,10 @@ def changed(
     client: TestClient, headers: Headers, clock: Clock, *, mrz: str = NEW,
     picture: str = "obama2.jpg", days_ago: int = 0, direction: str = "entry",
 ) -> Body:  # fmt: skip
-    """A kiosk crossing with a document nobody holds by an enrolled face: DOCUMENT_CHANGED."""
-    body = cross(
-        client, headers["kiosk"], mrz=mrz, picture=picture, direction=direction,
+    """A crossing with a document nobody holds by an enrolled face: DOCUMENT_CHANGED. The
+    kiosk's within its back-dating window, else an officer's (who sees the candidates)."""
+    body = cross_by_post(
+        client, headers, mrz=mrz, picture=picture, direction=direction,
         at=clock.ago(days_ago),
     )  # fmt: skip
     assert (body["decision"], codes(body)) == ("refer", ["DOCUMENT_CHANGED"]), body["reasons"]
@@ -131,11 +133,11 @@ def changed(
 
 
 def stayed(client: TestClient, headers: Headers, clock: Clock, entry: int, exit_: int) -> str:
-    """The person first seen at a kiosk with the old passport: an entry ``entry`` days ago
+    """The person first seen at the post with the old passport: an entry ``entry`` days ago
     (which enrolls them) and an exit ``exit_`` days ago, both admitted; their id."""
-    first = cross(client, headers["kiosk"], mrz=OLD, at=clock.ago(entry))
-    out = cross(
-        client, headers["kiosk"], mrz=OLD, picture="obama3.jpg", direction="exit",
+    first = cross_by_post(client, headers, mrz=OLD, at=clock.ago(entry))
+    out = cross_by_post(
+        client, headers, mrz=OLD, picture="obama3.jpg", direction="exit",
         at=clock.ago(exit_),
     )  # fmt: skip
     assert (first["decision"], first["reasons"]) == ("admit", [])
@@ -150,12 +152,13 @@ class TestRenewedPassport:
     def test_the_renewed_passport_story_end_to_end(
         self, client: TestClient, headers: Headers, clock: Clock
     ) -> None:
-        """In from day -100 to day -40 (61 days) on the old passport, back on day -25 on a
-        new one: 61 + 26 days used today, 3 left, the last authorised day is day +3."""
+        """In from day -100 to day -40 (61 days) on the old passport, back on day -2 on a
+        new one (at the kiosk, inside its back-dating window): 61 + 3 days used today, 26
+        left, the last authorised day is day +26."""
         person_id = stayed(client, headers, clock, 100, 40)
         before = counts(client)
 
-        kiosk = changed(client, headers, clock, days_ago=25)
+        kiosk = changed(client, headers, clock, days_ago=2)
 
         # The kiosk's screen faces the traveller: no candidates there. Nobody is enrolled.
         assert grounds(kiosk) == {"DOCUMENT_CHANGED": False}
@@ -188,12 +191,12 @@ class TestRenewedPassport:
         # The crossing judged as the person's: their 61 days count with this one.
         assert resolved["stay"] == {
             "regime": "short_stay",
-            "entry": iso(clock.day(25)),
-            "window_start": iso(clock.day(25 + 179)),
+            "entry": iso(clock.day(2)),
+            "window_start": iso(clock.day(2 + 179)),
             "days_used": 62,
             "days_remaining": 28,
-            "latest_exit": iso(clock.day(-3)),
-            "authorised_until": iso(clock.day(-3)),
+            "latest_exit": iso(clock.day(-26)),
+            "authorised_until": iso(clock.day(-26)),
             "overstay_days": 0,
         }
         # The document joined the person; nobody new was made.
@@ -209,7 +212,7 @@ class TestRenewedPassport:
         assert [(c["direction"], c["at"][:10]) for c in history] == [
             ("entry", iso(clock.day(100))),
             ("exit", iso(clock.day(40))),
-            ("entry", iso(clock.day(25))),
+            ("entry", iso(clock.day(2))),
         ]
         assert history[2]["crossing_id"] == kiosk["crossing_id"]
         assert history[2]["resolution"]["outcome"] == "admit"
@@ -218,21 +221,21 @@ class TestRenewedPassport:
         ]  # fmt: skip
 
         stay = stay_on(client, headers, person_id, clock.today)
-        assert (stay["days_used"], stay["days_remaining"]) == (87, 3)
+        assert (stay["days_used"], stay["days_remaining"]) == (64, 26)
         assert (stay["in_territory"], stay["overstay"]) == (True, False)
-        assert stay["authorised_until"] == iso(clock.day(-3))
+        assert stay["authorised_until"] == iso(clock.day(-26))
         assert [(s["entry"], s["exit"], s["days_counted"]) for s in stay["trace"]["stays"]] == [
             (iso(clock.day(100)), iso(clock.day(40)), 61),
-            (iso(clock.day(25)), None, 26),
+            (iso(clock.day(2)), None, 3),
         ]
 
         # Still inside a week after the last authorised day: 7 days over, on the new passport.
-        assert overstayers_on(client, headers, clock.day(-3)) == []
-        assert overstayers_on(client, headers, clock.day(-10)) == [
+        assert overstayers_on(client, headers, clock.day(-26)) == []
+        assert overstayers_on(client, headers, clock.day(-33)) == [
             {
                 "person_id": person_id,
-                "entry": iso(clock.day(25)),
-                "authorised_until": iso(clock.day(-3)),
+                "entry": iso(clock.day(2)),
+                "authorised_until": iso(clock.day(-26)),
                 "overstay_days": 7,
                 "limits_exceeded": ["short_stay_allowance"],
                 "visa_id": None,
@@ -274,7 +277,7 @@ class TestRenewedPassport:
     ) -> None:
         """In on the old passport on day -30, out on a new one on day -10: the exit is
         DOCUMENT_CHANGED (not NO_ENTRY_RECORD); linked, it closes the 21-day stay."""
-        first = cross(client, headers["kiosk"], mrz=OLD, at=clock.ago(30))
+        first = cross_by_post(client, headers, mrz=OLD, at=clock.ago(30))
         person_id = first["person_id"]
         kiosk = changed(client, headers, clock, days_ago=10, direction="exit")
         assert overstayers_on(client, headers, clock.today) == []
@@ -514,7 +517,7 @@ class TestRulesFollowThePerson:
         in. Admitting the referral too would record two entries."""
         person_id = stayed(client, headers, clock, 20, 10)
         kiosk = changed(client, headers, clock, days_ago=5)
-        later = cross(client, headers["kiosk"], mrz=OLD, picture="obama3.jpg", at=clock.ago(4))
+        later = cross_by_post(client, headers, mrz=OLD, picture="obama3.jpg", at=clock.ago(4))
         assert (later["decision"], later["reasons"], later["person_id"]) == ("admit", [], person_id)
 
         response = resolve(
@@ -796,7 +799,7 @@ class TestEarlierCrossingsOnTheDocument:
         """An entry on the new passport without a usable face enrolled nobody and an
         officer admitted it; the exit's link attaches it, so the stay is counted."""
         person_id = enroll(client, headers["consular"], "obama.jpg", OLD)
-        entry = cross(client, headers["kiosk"], mrz=NEW, image=grey_jpeg(), at=clock.ago(20))
+        entry = cross_by_post(client, headers, mrz=NEW, image=grey_jpeg(), at=clock.ago(20))
         assert (entry["person_id"], codes(entry)) == (None, ["FACE_NOT_DETECTED"])
         assert resolve(client, headers, entry["crossing_id"], outcome="admit").status_code == 200
         leaving = changed(client, headers, clock, days_ago=5, direction="exit")
