@@ -3,7 +3,7 @@
 
     uv run python benchmarks/bench_enroll.py [--size 1000000] [--seconds 60] [--json enroll.json]
 
-Every request is a real enrollment: a distinct MRZ, a real photo from shared/faces (the ten
+Every request is a real enrollment: a distinct MRZ, a real photo from samples/faces (the ten
 single-face photos that pass the quality checks, 0.08 to 3.3 megapixels, JPEG and PNG,
 taken in turn), decoded, detected, measured, encoded, searched for duplicates among the N
 enrolled captures of a benchmarks/populate.py store, and committed (person, document,

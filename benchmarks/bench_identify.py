@@ -2,7 +2,7 @@
 
     uv run python benchmarks/bench_identify.py --size 1000000 --json identify.json
 
-Synthetic templates shaped like dlib's, calibrated on the photos in shared/faces (measured
+Synthetic templates shaped like dlib's, calibrated on the photos in samples/faces (measured
 with enrollment.templates.FaceModel, in Border's unit, the L2 distance between unit-length
 templates): distinct photos of one person lie 0.23-0.29 apart (docs/biometrics.md: 0.17-0.29),
 different people 0.47-0.61 (0.46-0.61). An identity is a centre ``normalise(mean +

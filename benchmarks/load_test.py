@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import free_port, machine, percentile_ms, table, write_json
 from visa.mrz import format_td3
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+FACES = Path(__file__).resolve().parents[1] / "samples" / "faces"
 HOST = "127.0.0.1"
 
 

@@ -12,7 +12,7 @@ it at shutdown.
 
 What is synthetic, and what that costs in realism:
 
-- Templates. Only three distinct people appear in shared/faces, so the population's faces
+- Templates. Only three distinct people appear in samples/faces, so the population's faces
   are drawn around the mean direction of real dlib encodings (Obama, Biden, Miranda) with a
   spread that puts two synthetic people 0.58 apart on average (unit L2; real strangers lie
   0.47-0.61 apart) and a real face at least ~0.36 from its nearest synthetic one at 1M, above
@@ -69,7 +69,7 @@ from visa import models as visa_models
 from visa import service as visa_service
 from visa.mrz import format_td3
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+FACES = Path(__file__).resolve().parents[1] / "samples" / "faces"
 BENCH_ROOT = Path(tempfile.gettempdir()) / "border-bench"
 VERSION = 3
 WATCHLISTED = 100

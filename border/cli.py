@@ -312,7 +312,8 @@ def demo(
         Path | None, typer.Option(help="Play in this directory instead of a fresh one.")
     ] = None,
     faces: Annotated[
-        Path | None, typer.Option(help="Folder of the sample photos (default: ../shared/faces).")
+        Path | None,
+        typer.Option(help="Folder of the sample photos (default: the project's samples/faces)."),
     ] = None,
     keep: Annotated[bool, typer.Option(help="Keep the fresh data directory afterwards.")] = False,
 ) -> None:

@@ -1,7 +1,7 @@
 """``border demo``: a day at a border post, played through the HTTP API in-process on the
 embedded defaults, in a data directory of its own.
 
-The cast is the three people in the sample photographs (shared/faces), under made-up
+The cast is the three people in the sample photographs (samples/faces), under made-up
 names and documents: a visa-exempt visitor first seen at a kiosk, who leaves on a renewed
 passport that an officer links to his record, a visa holder whose passport an impostor
 tries to use and who later shows a passport on the stolen list, and a minor without a
@@ -37,8 +37,8 @@ WIDTHS = (16, 26, 5, 8, 0)
 
 
 def default_faces() -> Path:
-    """shared/faces beside the project's root, as the repository lays it out."""
-    return Path(__file__).resolve().parents[2] / "shared" / "faces"
+    """The project's sample photos (samples/faces, with their source and licence)."""
+    return Path(__file__).resolve().parents[1] / "samples" / "faces"
 
 
 class MissingPhotos(Exception):

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class QualityThresholds(BaseModel):
     """Capture quality limits (see enrollment/quality.py for how each is measured). The
-    defaults accept ordinary photos: every single-face photo in shared/faces passes except
+    defaults accept ordinary photos: every single-face photo in samples/faces passes except
     one with 24 px between the eyes. Kiosks may be given stricter ones."""
 
     min_eye_distance_px: float = Field(default=32.0, gt=0)

@@ -25,7 +25,7 @@ from core.settings import Settings
 from enrollment.templates import FaceModel
 
 T = TypeVar("T")
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+FACES = Path(__file__).resolve().parents[1] / "samples" / "faces"
 TEMPLATE = "border_template"
 # The border point of the kiosk in ``headers`` (tests.border.crossing_helpers.AIRPORT).
 KIOSK_BORDER_POINT = "UTO-AIR-1"

@@ -124,7 +124,7 @@ class TestKilledAfterCommit:
             officer = new_key_headers(runtime_of(client), "officer")
         # The snapshot written at that shutdown predates the killed process's enrollment.
         done = subprocess.run(
-            [sys.executable, "-c", KILLED_AFTER_COMMIT, str(ROOT.parent / "shared/faces/biden.jpg"),
+            [sys.executable, "-c", KILLED_AFTER_COMMIT, str(ROOT / "samples/faces/biden.jpg"),
              td3(number="K00000001")],
             env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
