@@ -47,7 +47,7 @@ from typing import Any, Final, TextIO, cast
 from pydantic import SecretStr
 
 from benchmarks import common
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings

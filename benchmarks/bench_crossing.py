@@ -65,7 +65,8 @@ from border import crossings
 from border import models as border_models
 from border import service as border_service
 from border import store as border_store
-from border.app import create_app, migration_dirs
+from border.app import create_app
+from border.schema import migration_dirs
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings

@@ -46,7 +46,7 @@ import httpx
 from benchmarks import common, populate
 from border import models as border_models
 from border import service as border_service
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import auth
 from core.runtime import Runtime
 from enrollment import store as enrollment_store

@@ -55,7 +55,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from benchmarks.common import Progress, ticking
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import auth, crypto
 from core.db import Conn
 from core.runtime import Runtime

@@ -23,7 +23,6 @@ import traceback
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypedDict
 
 import psycopg
@@ -37,16 +36,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import audit
-import border
-import core
-import enrollment
-import visa
 from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
 from border import crossing_api, models
 from border.metrics import Metrics, method_label
+from border.schema import migration_dirs
 from core import auth
 from core.auth import Principal, authenticate
 from core.db import transaction
@@ -68,12 +63,6 @@ from visa import api as visa_api
 from visa.policy import Policy, load_policy
 
 log = logging.getLogger(__name__)
-
-
-def migration_dirs() -> list[Path]:
-    """Every package's migrations folder, in the order the layers are built."""
-    packages = (core, audit, visa, enrollment, border)
-    return [Path(pkg.__file__).parent / "migrations" for pkg in packages]  # type: ignore[arg-type]
 
 
 V1 = "/v1"

@@ -6,21 +6,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
 
-from audit import service as audit_service
-from border import models, service
-from border.app import create_app, migration_dirs
-from core import auth, db, migrate
-from core import runtime as core_runtime
+from border.schema import migration_dirs
 from core.errors import BorderError, ConfigurationError
-from core.runtime import Runtime
 from core.settings import Settings
-from enrollment import alerts as alert_service
-from enrollment.galleries import Galleries
+
+if TYPE_CHECKING:
+    from core.runtime import Runtime
+
+# The service, the face model and FAISS load only in the commands that use them (imported
+# inside each), so that `border --help` answers at once.
 
 app = typer.Typer(help="Border: biometric border management.", no_args_is_help=True)
 clients = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
@@ -43,7 +42,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 @contextmanager
-def _runtime() -> Iterator[Runtime]:
+def _runtime() -> Iterator["Runtime"]:
+    from core.runtime import Runtime
+
     settings = Settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     try:
@@ -75,6 +76,9 @@ def serve(
     """Run the HTTP service. Migrations are applied at start when the schema owner is known
     (the embedded store, or BORDER_OWNER_DATABASE_URL); otherwise the schema must be current."""
     import uvicorn
+
+    from border.app import create_app
+    from core import runtime as core_runtime
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
@@ -111,6 +115,8 @@ def db_url() -> None:
     """Print the schema owner's connection URL (for psql and backups): the embedded
     store's owner, or BORDER_OWNER_DATABASE_URL; BORDER_DATABASE_URL when only that is set.
     The embedded server is left running so the URL still answers."""
+    from core import db
+
     settings = Settings()
     if settings.owner_database_url is not None:
         typer.echo(settings.owner_database_url.get_secret_value())
@@ -127,6 +133,8 @@ def db_migrate() -> None:
     """Apply the pending migrations as the schema owner and grant the service's role
     (border_app) its rights. An external server needs BORDER_OWNER_DATABASE_URL; the
     embedded store migrates as its own owner role."""
+    from core import db, migrate
+
     settings = Settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     try:
@@ -143,6 +151,8 @@ def db_migrate() -> None:
 def db_status() -> None:
     """List the migrations, applied or pending: exit 0 when the schema is current, 1 when
     some are pending."""
+    from core import db, migrate
+
     settings = Settings()
     try:
         if settings.owner_database_url is None and settings.database_url is not None:
@@ -168,6 +178,8 @@ def db_status() -> None:
 @database.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL of BORDER_DATA_DIR (left running by `border db url`)."""
+    from core import db
+
     settings = Settings()
     if settings.database_url is not None or settings.owner_database_url is not None:
         raise _fail("a server given by URL is not the embedded store; stop it where it runs")
@@ -187,6 +199,9 @@ def clients_create(
     ] = None,
 ) -> None:
     """Create an API client; its key is printed once, alone on the last line."""
+    from border import models, service
+    from core import auth
+
     try:
         body = models.ClientIn(name=name, role=role, border_point=border_point)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -200,6 +215,9 @@ def clients_create(
 @clients.command("list")
 def clients_list() -> None:
     """List API clients (never their keys)."""
+    from border import service
+    from core import auth
+
     with _runtime() as rt:
         rows = service.list_clients(rt, auth.command_line("clients list"))
     for row in rows:
@@ -212,6 +230,9 @@ def clients_list() -> None:
 @clients.command("revoke")
 def clients_revoke(client_id: UUID) -> None:
     """Revoke a client's key; it stops working at once."""
+    from border import service
+    from core import auth
+
     with _runtime() as rt:
         service.revoke_client(rt, auth.command_line("clients revoke"), client_id)
     typer.echo(f"client {client_id} revoked")
@@ -225,6 +246,9 @@ def clients_seal(
     """Vouch for clients written before client rows carried a MAC, so their keys work
     again. Check them first with `border clients list`: sealing blesses the rows as they
     stand."""
+    from border import service
+    from core import auth
+
     if not client_ids and not all_:
         raise _fail("name the clients to seal, or give --all")
     with _runtime() as rt:
@@ -242,6 +266,8 @@ def clients_seal(
 def keys_rotate() -> None:
     """Add a master key version (or take the newest in BORDER_MASTER_KEY) and re-wrap every
     data key under it."""
+    from border import service
+    from core import auth
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"re-wrapped {done}/{total} data keys", err=True)
@@ -254,6 +280,9 @@ def keys_rotate() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Check the audit chain: exit 0 when it holds, 1 with the first bad seq when not."""
+    from audit import service as audit_service
+    from core import auth
+
     with _runtime() as rt:
         verdict = audit_service.verify(rt.pool, rt.keys, auth.command_line("audit verify"))
     if verdict.ok:
@@ -269,6 +298,7 @@ def audit_verify() -> None:
 @index.command("rebuild")
 def index_rebuild() -> None:
     """Rebuild the galleries from the records store and save their encrypted snapshot."""
+    from enrollment.galleries import Galleries
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"loaded {done}/{total} captures", err=True)
@@ -292,6 +322,8 @@ def alerts_import(
 ) -> None:
     """Load a lost-and-stolen document list: every row or, on a bad row, none (the error
     names its line). Rows already active as alerts are skipped."""
+    from core import auth
+    from enrollment import alerts as alert_service
 
     def progress(done: int, total: int) -> None:
         typer.echo(f"checked {done}/{total} rows", err=True)

@@ -18,7 +18,8 @@ from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from border import models, service
-from border.app import create_app, migration_dirs
+from border.app import create_app
+from border.schema import migration_dirs
 from core import auth, db, migrate
 from core.runtime import Runtime
 from core.settings import Settings

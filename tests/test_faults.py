@@ -88,7 +88,7 @@ class TestStoreRestart:
 
 KILLED_AFTER_COMMIT = """
 import os, signal, sys
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import auth
 from core.db import transaction
 from core.runtime import Runtime
@@ -142,7 +142,7 @@ class TestKilledAfterCommit:
 STARTED_TOGETHER = """
 import sys, time
 from pathlib import Path
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core.runtime import Runtime
 from core.settings import Settings
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])

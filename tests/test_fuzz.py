@@ -34,7 +34,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from border.app import create_app, migration_dirs
+from border.app import create_app
+from border.schema import migration_dirs
 from core.auth import ROLES
 from core.runtime import Runtime
 from core.settings import Settings

@@ -252,3 +252,21 @@ class TestServe:
             process.terminate()
             # uvicorn shuts down, then re-raises the signal it caught.
             assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+class TestHelp:
+    def test_the_command_line_loads_neither_the_service_nor_the_face_model(self) -> None:
+        """`border --help` answers at once: FastAPI, dlib, OpenCV and FAISS load only in the
+        commands that use them (timed in no test; this holds what makes it fast)."""
+        heavy = ("faiss", "dlib", "face_recognition", "cv2", "fastapi", "numpy")
+        probe = f"import sys, border.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert done.stdout.strip() == ""
+
+    def test_help_lists_every_command_group(self) -> None:
+        result = CliRunner().invoke(app, ["--help"])
+        assert result.exit_code == 0
+        for group in ("serve", "demo", "clients", "keys", "audit", "db", "index", "alerts"):
+            assert group in result.stdout

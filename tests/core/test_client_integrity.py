@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from border import service
-from border.app import migration_dirs
 from border.cli import app as cli
+from border.schema import migration_dirs
 from core import auth, crypto
 from core.runtime import Runtime
 from core.settings import Settings

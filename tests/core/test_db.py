@@ -11,7 +11,7 @@ from psycopg.rows import TupleRow
 from pydantic import SecretStr
 
 from audit import service as audit_service
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import auth, db, migrate
 from core.db import transaction
 from core.errors import ConfigurationError

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from border import models, service
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import auth, crypto
 from core import store as core_store
 from core.db import Conn, transaction

@@ -3,7 +3,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from border.app import migration_dirs
+from border.schema import migration_dirs
 from core import migrate
 from core.errors import ConfigurationError
 from tests.conftest import in_parallel

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from benchmarks import populate
-from border.app import migration_dirs
 from border.cli import app as cli
+from border.schema import migration_dirs
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings
