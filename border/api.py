@@ -1,13 +1,20 @@
-"""Routes border/ serves directly: API clients and key rotation (admin)."""
+"""Routes border/ serves directly: API clients and key rotation (admin), and the API's
+own OpenAPI schema (any caller with a key)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi.responses import JSONResponse
 
+from audit import service as audit_service
 from border import models, service
-from core.auth import Admin
+from core.auth import ROLES, Admin, Principal, require_role
+from core.db import transaction
 from core.runtime import RuntimeDep
+
+# Every role: the schema holds no personal data, but like every /v1 route it needs a key.
+AnyRole = Annotated[Principal, Depends(require_role(*ROLES))]
 
 router = APIRouter(tags=["admin"])
 
@@ -35,3 +42,26 @@ def revoke_client(client_id: UUID, principal: Admin, rt: RuntimeDep) -> Response
 @router.post("/keys/rotate", name="keys.rotate")
 def rotate_keys(principal: Admin, rt: RuntimeDep) -> models.RotationOut:
     return service.rotate_keys(rt, principal)
+
+
+_SCHEMA_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The OpenAPI schema of this API (the same as `border openapi` prints)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+@router.get(
+    "/openapi.json",
+    name="openapi.read",
+    tags=["meta"],
+    response_class=JSONResponse,
+    responses=_SCHEMA_RESPONSE,
+)
+def openapi_schema(request: Request, principal: AnyRole, rt: RuntimeDep) -> JSONResponse:
+    """The OpenAPI schema of this API, for any caller with a key (docs/api.md renders it)."""
+    schema = request.app.openapi()
+    with transaction(rt.pool) as conn:
+        audit_service.record(conn, rt.keys, principal, "openapi.read")
+    return JSONResponse(schema)

@@ -17,6 +17,7 @@ others too unless they say otherwise.
 
 import ipaddress
 import logging
+from collections.abc import Mapping
 import re
 import time
 import traceback
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
+import anyio
 import psycopg
 import psycopg_pool
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -42,7 +44,7 @@ from border import api as border_api
 from border import crossing_api, models
 from border.metrics import Metrics, method_label
 from border.schema import migration_dirs
-from core import auth
+from core import auth, migrate
 from core.auth import Principal, authenticate
 from core.db import transaction
 from core.errors import (
@@ -73,6 +75,7 @@ class State(TypedDict):
     bio: Biometrics
     policy: Policy
     refusals: audit_service.RefusalTally
+    migrations: Mapping[int, str]
 
 
 class BodyTooLarge(BorderError):
@@ -513,6 +516,60 @@ class RequestGuard:
             await response(scope, receive, send)
 
 
+READY_TIMEOUT_S = 1.0
+"""How long readiness waits on the database: for a connection, and for each statement."""
+
+
+def _probe_store(rt: Runtime, expected: Mapping[int, str]) -> dict[str, str]:
+    """The database and migrations checks: ``SELECT 1`` and the applied versions, read in
+    one short transaction on a pooled connection, each wait bounded by
+    :data:`READY_TIMEOUT_S`. Reads only; never names the URL."""
+    checks = {"database": "unavailable", "migrations": "unknown"}
+    timeout_ms = int(READY_TIMEOUT_S * 1000)
+    try:
+        with rt.pool.connection(timeout=READY_TIMEOUT_S) as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+            row = conn.execute("SELECT 1, to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            checks["database"] = "ok"
+            applied: set[int] = set()
+            if row is not None and row[1]:
+                versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
+                applied = {int(v) for (v,) in versions}
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        log.warning("readiness: the records store did not answer: %s", type(exc).__name__)
+        return checks
+    pending = sorted(set(expected) - applied)
+    checks["migrations"] = "ok" if not pending else "pending: " + ", ".join(
+        expected[v] for v in pending
+    )
+    return checks
+
+
+async def _readiness(request: Request) -> JSONResponse:
+    """200 when the database answers within a second, the schema is current and the
+    galleries are loaded; else 503 naming the checks that failed. Writes nothing (no audit
+    event), and never waits much past :data:`READY_TIMEOUT_S`, whatever the network does."""
+    rt: Runtime | None = getattr(request.state, "rt", None)
+    expected: Mapping[int, str] | None = getattr(request.state, "migrations", None)
+    checks = {"database": "unavailable", "migrations": "unknown"}
+    if rt is not None and expected is not None:
+        # A hung network is not bounded by the statement timeout: give up on the thread.
+        with anyio.move_on_after(READY_TIMEOUT_S * 3):
+            checks = await anyio.to_thread.run_sync(
+                _probe_store, rt, expected, abandon_on_cancel=True
+            )
+    checks["galleries"] = "ok" if getattr(request.state, "bio", None) is not None else "not loaded"
+    failed = {name: state for name, state in checks.items() if state != "ok"}
+    if not failed:
+        return JSONResponse({"status": "ok"})
+    detail = "not ready: " + "; ".join(f"{name} {state}" for name, state in failed.items())
+    return JSONResponse(
+        {"error": Unavailable.code, "detail": detail, "checks": checks},
+        status_code=Unavailable.status,
+        headers={"Retry-After": "5"},
+    )
+
+
 def create_app(settings: Settings | None = None, face_model: FaceModel | None = None) -> FastAPI:
     """Build the service. Nothing starts until the lifespan runs (uvicorn, or a TestClient
     used as a context manager). ``face_model`` lets tests share one loaded model."""
@@ -529,8 +586,17 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
                 log.info("indexed the names of %d persons enrolled before name search", indexed)
             bio = await run_in_threadpool(Biometrics.start, rt, face_model)
             refusals = audit_service.RefusalTally()
+            # What a current schema holds, read once: readiness compares it with the store.
+            found = await run_in_threadpool(migrate.discover, migration_dirs())
+            migrations = {m.version: m.name for m in found}
             try:
-                yield {"rt": rt, "bio": bio, "policy": policy, "refusals": refusals}
+                yield {
+                    "rt": rt,
+                    "bio": bio,
+                    "policy": policy,
+                    "refusals": refusals,
+                    "migrations": migrations,
+                }
             finally:
                 await run_in_threadpool(_write_remaining_refusals, rt, refusals)
                 await run_in_threadpool(bio.close, rt)
@@ -557,9 +623,24 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     v1.include_router(audit_api.router)
     app.include_router(v1)
 
-    @app.get("/health", tags=["ops"], name="health")
-    def health() -> models.Health:
+    # Open, outside /v1, and never audited (DESIGN §15). /health is readiness.
+    @app.get("/health/live", tags=["ops"], name="health_live")
+    async def health_live() -> models.Health:
+        """The process answers; nothing else is touched."""
         return models.Health(status="ok")
+
+    ready_responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": models.Health},
+        503: {"description": "not ready: the body's ``checks`` name what failed"},
+    }
+
+    @app.get("/health/ready", tags=["ops"], name="health_ready", responses=ready_responses)
+    async def health_ready(request: Request) -> JSONResponse:
+        return await _readiness(request)
+
+    @app.get("/health", tags=["ops"], name="health", responses=ready_responses)
+    async def health(request: Request) -> JSONResponse:
+        return await _readiness(request)
 
     @app.get("/metrics", tags=["ops"], name="metrics", response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:

@@ -2,6 +2,7 @@
 service, from ``BORDER_*`` variables."""
 
 import logging
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
+from pydantic import ValidationError
 
 from border.schema import migration_dirs
 from core.errors import BorderError, ConfigurationError
@@ -41,11 +43,41 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _settings() -> Settings:
+    """The settings from BORDER_* variables; a bad value ends the command with one line
+    that names the variable (never its value: it may be a secret), exit 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "BORDER_" + "__".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise _fail("; ".join(problems) + " (see the configuration table in README.md)") from None
+
+
+def _port_free(host: str, port: int) -> None:
+    """Refuse a port already in use before the slow start (store, face model, galleries)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise _fail(f"--host {host} is not an address this machine can listen on") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            raise _fail(
+                f"port {port} on {host} is in use; stop what holds it or give --port"
+            ) from None
+
+
 @contextmanager
 def _runtime() -> Iterator["Runtime"]:
     from core.runtime import Runtime
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     try:
         rt = Runtime.start(settings, migration_dirs())
@@ -80,9 +112,10 @@ def serve(
     from border.app import create_app
     from core import runtime as core_runtime
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     workers = workers or settings.workers
+    _port_free(host, port)
     # Everything a first start creates is made here, before any worker starts: workers
     # starting together on a new data directory would otherwise race to make it.
     try:
@@ -94,7 +127,8 @@ def serve(
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        "log_level": "info",
+        # BORDER_LOG_LEVEL governs uvicorn's loggers too.
+        "log_level": settings.log_level.lower(),
         "proxy_headers": False,
     }
     try:
@@ -117,7 +151,7 @@ def db_url() -> None:
     The embedded server is left running so the URL still answers."""
     from core import db
 
-    settings = Settings()
+    settings = _settings()
     if settings.owner_database_url is not None:
         typer.echo(settings.owner_database_url.get_secret_value())
         return
@@ -135,7 +169,7 @@ def db_migrate() -> None:
     embedded store migrates as its own owner role."""
     from core import db, migrate
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
     try:
         with db.owner_connection(settings) as conn:
@@ -153,7 +187,7 @@ def db_status() -> None:
     some are pending."""
     from core import db, migrate
 
-    settings = Settings()
+    settings = _settings()
     try:
         if settings.owner_database_url is None and settings.database_url is not None:
             with db.connect(
@@ -180,7 +214,7 @@ def db_stop() -> None:
     """Stop the embedded PostgreSQL of BORDER_DATA_DIR (left running by `border db url`)."""
     from core import db
 
-    settings = Settings()
+    settings = _settings()
     if settings.database_url is not None or settings.owner_database_url is not None:
         raise _fail("a server given by URL is not the embedded store; stop it where it runs")
     try:
@@ -336,6 +370,30 @@ def alerts_import(
         except alert_service.BadRow as exc:
             raise _fail(f"{file}: {exc.detail}; nothing was loaded") from None
     typer.echo(f"{read} rows read, {added} alerts added, {read - added} already on record")
+
+
+policy = typer.Typer(help="The visa and stay policy file.", no_args_is_help=True)
+app.add_typer(policy, name="policy")
+
+
+@policy.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="A policy TOML file (DESIGN §6).")],
+) -> None:
+    """Check a policy file before pointing BORDER_POLICY_FILE at it: exit 0 with what it
+    says, or exit 2 with every fault in one line."""
+    from visa.policy import load_policy
+
+    try:
+        checked = load_policy(file)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"{file}: ok. host state {checked.host_state}, rule set {checked.rule_set}, "
+        f"{checked.max_stay_days} days in {checked.window_days}, adult at "
+        f"{checked.adult_age}, {len(checked.visa_exempt)} visa-exempt nationalities, documents "
+        f"valid {checked.min_document_validity_days} days after entry"
+    )
 
 
 @app.command()

@@ -270,3 +270,69 @@ class TestHelp:
         assert result.exit_code == 0
         for group in ("serve", "demo", "clients", "keys", "audit", "db", "index", "alerts"):
             assert group in result.stdout
+
+
+class TestConfigurationFaults:
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("BORDER_POOL_MIN_SIZE", "many"),
+            ("BORDER_TIMEZONE", "Mars/Olympus"),
+            ("BORDER_TRUSTED_PROXIES", "10.0.0.0/8, not-an-address"),
+            ("BORDER_QUALITY__MIN_SHARPNESS", "-1"),
+        ],
+    )
+    def test_a_bad_value_is_one_line_naming_the_variable_and_exit_2(
+        self, variable: str, value: str
+    ) -> None:
+        result = CliRunner().invoke(app, ["clients", "list"], env={variable: value})
+        assert result.exit_code == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert variable in lines[0]
+        assert "Traceback" not in result.output
+
+    def test_a_secret_in_a_bad_url_is_never_printed(self, tmp_path: Path) -> None:
+        secret = "s3cr3t-Passw0rd"
+        result = CliRunner().invoke(
+            app,
+            ["clients", "list"],
+            env={
+                "BORDER_DATA_DIR": str(tmp_path),
+                "BORDER_DATABASE_URL": f"postgresql://border:{secret}@[bad-host:5432/border",
+            },
+        )
+        assert result.exit_code == 2
+        assert secret not in result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+
+    def test_serve_refuses_a_port_in_use_before_the_slow_start(self, tmp_path: Path) -> None:
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            port = holder.getsockname()[1]
+            result = CliRunner().invoke(
+                app,
+                ["serve", "--port", str(port)],
+                env={"BORDER_DATA_DIR": str(tmp_path / "var")},
+            )
+        assert result.exit_code == 2
+        assert f"port {port}" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        # Refused before anything was made: no store, no key file.
+        assert not (tmp_path / "var").exists()
+
+
+class TestPolicyCheck:
+    def test_the_shipped_policy_is_ok(self) -> None:
+        result = CliRunner().invoke(app, ["policy", "check", "visa/default_policy.toml"])
+        assert result.exit_code == 0
+        assert "host state UTO" in result.stdout
+
+    def test_a_bad_policy_is_one_line_and_exit_2(self, tmp_path: Path) -> None:
+        bad = tmp_path / "policy.toml"
+        bad.write_text('host_state = "UTO"\nrule_set = "x"\nmax_stay_days = 200\n')
+        result = CliRunner().invoke(app, ["policy", "check", str(bad)])
+        assert result.exit_code == 2
+        assert str(bad) in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
