@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
 import anyio
+import anyio.to_thread
 import psycopg
 import psycopg_pool
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -525,10 +526,10 @@ def _probe_store(rt: Runtime, expected: Mapping[int, str]) -> dict[str, str]:
     one short transaction on a pooled connection, each wait bounded by
     :data:`READY_TIMEOUT_S`. Reads only; never names the URL."""
     checks = {"database": "unavailable", "migrations": "unknown"}
-    timeout_ms = int(READY_TIMEOUT_S * 1000)
+    timeout_ms = str(int(READY_TIMEOUT_S * 1000))
     try:
         with rt.pool.connection(timeout=READY_TIMEOUT_S) as conn, conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+            conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
             row = conn.execute("SELECT 1, to_regclass('schema_migrations') IS NOT NULL").fetchone()
             checks["database"] = "ok"
             applied: set[int] = set()
@@ -539,8 +540,8 @@ def _probe_store(rt: Runtime, expected: Mapping[int, str]) -> dict[str, str]:
         log.warning("readiness: the records store did not answer: %s", type(exc).__name__)
         return checks
     pending = sorted(set(expected) - applied)
-    checks["migrations"] = "ok" if not pending else "pending: " + ", ".join(
-        expected[v] for v in pending
+    checks["migrations"] = (
+        "ok" if not pending else "pending: " + ", ".join(expected[v] for v in pending)
     )
     return checks
 
@@ -608,7 +609,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         version="1",
         summary="Biometric border management and visa compliance",
         lifespan=lifespan,
-        # Only /health and /metrics are open; the schema is served to no one anonymous.
+        # Only /health, /health/live, /health/ready and /metrics are open; the schema is served to no one anonymous.
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
