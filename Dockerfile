@@ -52,7 +52,9 @@ WORKDIR /home/border
 
 EXPOSE 8000
 
+# Readiness (DESIGN §15): the database answers within 1 s, the schema is current, the
+# galleries are loaded; a 503 makes urlopen raise.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=4)"]
 
 CMD ["border", "serve", "--host", "0.0.0.0", "--port", "8000"]

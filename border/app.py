@@ -17,12 +17,11 @@ others too unless they say otherwise.
 
 import ipaddress
 import logging
-from collections.abc import Mapping
 import re
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
 
@@ -537,7 +536,9 @@ def _probe_store(rt: Runtime, expected: Mapping[int, str]) -> dict[str, str]:
                 versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
                 applied = {int(v) for (v,) in versions}
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-        log.warning("readiness: the records store did not answer: %s", type(exc).__name__)
+        if checks["database"] == "ok":
+            checks["migrations"] = f"unreadable ({type(exc).__name__})"
+        log.warning("readiness: the records store failed: %s", type(exc).__name__)
         return checks
     pending = sorted(set(expected) - applied)
     checks["migrations"] = (
@@ -609,7 +610,8 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         version="1",
         summary="Biometric border management and visa compliance",
         lifespan=lifespan,
-        # Only /health, /health/live, /health/ready and /metrics are open; the schema is served to no one anonymous.
+        # Only /health (and /health/live, /health/ready) and /metrics are open; the schema
+        # is served to no one anonymous.
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

@@ -372,6 +372,74 @@ def alerts_import(
     typer.echo(f"{read} rows read, {added} alerts added, {read - added} already on record")
 
 
+@app.command()
+def doctor() -> None:
+    """Check the settings, the policy, the database and its migrations, the key ring and
+    the gallery snapshot; print a table, exit 1 when any check fails. Creates nothing."""
+    from core import db, migrate
+    from core import store as core_store
+    from core.keys import Keyring
+    from enrollment.galleries import Galleries
+    from visa.policy import load_policy
+
+    rows: list[tuple[str, bool, str]] = []
+
+    def report() -> None:
+        for name, ok, detail in rows:
+            typer.echo(f"{name:<12} {'ok' if ok else 'FAIL':<5} {detail}")
+        if not all(ok for _, ok, _ in rows):
+            raise typer.Exit(1)
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        names = ", ".join("BORDER_" + "__".join(map(str, e["loc"])).upper() for e in exc.errors())
+        rows.append(("settings", False, f"bad values: {names}"))
+        report()
+        return
+    rows.append(("settings", True, f"data dir {settings.data_dir}"))
+    try:
+        checked = load_policy(settings.policy_file)
+        rows.append(("policy", True, f"rule set {checked.rule_set}, host {checked.host_state}"))
+    except ConfigurationError as exc:
+        rows.append(("policy", False, str(exc)))
+    try:
+        store = db.locate(settings)
+    except ConfigurationError as exc:
+        rows.append(("database", False, str(exc)))
+        report()
+        return
+    try:
+        with db.connect(store.url, source=store.source) as conn:
+            conn.execute("SELECT 1")
+            rows.append(("database", True, f"answers ({store.source})"))
+            pending = [name for name, at in migrate.status(conn, migration_dirs()) if at is None]
+            # With the owner known (the embedded store, BORDER_OWNER_DATABASE_URL), the next
+            # start migrates; otherwise the service refuses to start until someone does.
+            migrates = store.owner_url is not None
+            rows.append(
+                ("migrations", not pending or migrates,
+                 "current" if not pending else f"{len(pending)} pending: "
+                 + ("applied at the next start" if migrates else "run `border db migrate`"))
+            )  # fmt: skip
+            if pending or not core_store.master_key_checks(conn):
+                rows.append(("key ring", True, "none yet: the first start makes one"))
+            else:
+                keys = Keyring.open(conn, settings)
+                rows.append(("key ring", True, f"master key version {keys.master.current}"))
+                galleries = Galleries(settings)
+                loaded = galleries.load(keys)
+                rows.append(
+                    ("galleries", True, f"snapshot of {len(galleries.enrolled)} templates"
+                     if loaded else "no usable snapshot: the next start rebuilds from the store")
+                )  # fmt: skip
+    except ConfigurationError as exc:
+        rows.append(("database", False, str(exc)))
+    finally:
+        store.close()
+    report()
+
+
 policy = typer.Typer(help="The visa and stay policy file.", no_args_is_help=True)
 app.add_typer(policy, name="policy")
 

@@ -436,6 +436,7 @@ BASELINES: dict[tuple[str, str], Baseline] = {
     ("POST", "/v1/keys/rotate"): Baseline(None),
     ("GET", "/v1/audit/events"): Baseline(READ),
     ("GET", "/v1/audit/verify"): Baseline(READ),
+    ("GET", "/v1/openapi.json"): Baseline(READ),
 }
 
 

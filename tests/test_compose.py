@@ -82,6 +82,29 @@ def _healthcheck_command(service: dict[str, Any]) -> str:
     return str(test)
 
 
+# Both probes ask for readiness (DESIGN §15): /health/live would pass with the store down.
+READY_URL = "http://127.0.0.1:8000/health/ready"
+
+
+def _urls(command: str) -> list[str]:
+    return re.findall(r"https?://[^'\"\s]+", command)
+
+
+def _probe_timeout(command: str) -> float:
+    """The ``timeout=`` a urllib probe gives urlopen."""
+    match = re.search(r"timeout=(\d+(?:\.\d+)?)", command)
+    assert match is not None, "the probe sets no timeout on urlopen"
+    return float(match[1])
+
+
+def _seconds(duration: str) -> float:
+    """A compose or Dockerfile duration such as ``5s``, ``1m30s`` or ``500ms``."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, f"bad duration {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) for every instruction, continuation lines joined and
     comments dropped."""
@@ -166,12 +189,21 @@ class TestCompose:
     ) -> None:
         assert "pg_isready" in _healthcheck_command(services["postgres"])
 
-    def test_api_healthcheck_requests_health_with_urllib(
+    def test_api_healthcheck_probes_readiness_with_urllib(
         self, services: dict[str, dict[str, Any]]
     ) -> None:
         command = _healthcheck_command(services["api"])
         assert "urllib" in command
-        assert "http://127.0.0.1:8000/health" in command
+        assert _urls(command) == [READY_URL]
+
+    def test_api_probe_gives_up_before_compose_does(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        """urlopen's own timeout is shorter than the healthcheck's, so a slow answer fails
+        the probe cleanly instead of the probe being killed."""
+        command = _healthcheck_command(services["api"])
+        healthcheck = services["api"]["healthcheck"]
+        assert _probe_timeout(command) < _seconds(str(healthcheck["timeout"]))
 
     def test_api_waits_for_postgres_to_be_healthy(
         self, services: dict[str, dict[str, Any]]
@@ -327,14 +359,17 @@ class TestDockerfile:
         user = users[-1].partition(":")[0]
         assert user not in {"root", "0"}
 
-    def test_healthcheck_requests_health_with_urllib(self) -> None:
+    def test_healthcheck_probes_readiness_with_urllib(self) -> None:
         checks = [arguments for keyword, arguments in _final_stage() if keyword == "HEALTHCHECK"]
         assert checks, "the image has no HEALTHCHECK"
-        _, _, command = checks[-1].partition("CMD ")
+        options, _, command = checks[-1].partition("CMD ")
         argv = _argv(command.strip())
         assert argv[0].startswith("python")
         assert "urllib" in argv[-1]
-        assert "http://127.0.0.1:8000/health" in argv[-1]
+        assert _urls(argv[-1]) == [READY_URL]
+        timeout = re.search(r"--timeout=(\S+)", options)
+        assert timeout is not None, "the HEALTHCHECK sets no --timeout"
+        assert _probe_timeout(argv[-1]) < _seconds(timeout[1])
 
     def test_image_is_built_with_uv_without_a_lock_file(self) -> None:
         instructions = _dockerfile_instructions()

@@ -336,3 +336,24 @@ class TestPolicyCheck:
         assert result.exit_code == 2
         assert str(bad) in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+class TestDoctor:
+    def test_a_sound_store_passes_every_check(self, env: dict[str, str]) -> None:
+        assert border(env, "clients", "create", "--name", "desk", "--role", "officer")[0] == 0
+        code, out = border(env, "doctor")
+        assert code == 0, out
+        checks = {line[:12].strip(): line[13:18].strip() for line in out.strip().splitlines()}
+        assert checks == {
+            "settings": "ok", "policy": "ok", "database": "ok", "migrations": "ok",
+            "key ring": "ok", "galleries": "ok",
+        }  # fmt: skip
+
+    def test_a_bad_policy_fails_its_check_and_exits_1(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        code, out = border({**env, "BORDER_POLICY_FILE": str(tmp_path / "none.toml")}, "doctor")
+        assert code == 1
+        policy_line = next(line for line in out.splitlines() if line.startswith("policy"))
+        assert "FAIL" in policy_line
+        assert "none.toml" in policy_line
