@@ -634,7 +634,9 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
 
     ready_responses: dict[int | str, dict[str, Any]] = {
         200: {"model": models.Health},
-        503: {"description": "not ready: the body's ``checks`` name what failed"},
+        503: {
+            "description": "not ready: `checks` names what failed (database, migrations, galleries)"
+        },
     }
 
     @app.get("/health/ready", tags=["ops"], name="health_ready", responses=ready_responses)

@@ -373,6 +373,25 @@ def alerts_import(
 
 
 @app.command()
+def openapi(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The Markdown reference (docs/api.md) instead.")
+    ] = False,
+) -> None:
+    """Print the API's OpenAPI schema (JSON), or its Markdown reference. Starts nothing."""
+    from border import api_reference
+    from border.app import create_app
+
+    service_app = create_app(_settings())
+    text = (
+        api_reference.reference(service_app)
+        if markdown
+        else api_reference.render_json(service_app.openapi())
+    )
+    typer.echo(text, nl=False)
+
+
+@app.command()
 def doctor() -> None:
     """Check the settings, the policy, the database and its migrations, the key ring and
     the gallery snapshot; print a table, exit 1 when any check fails. Creates nothing."""

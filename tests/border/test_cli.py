@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ from core import auth, crypto, db
 from core.keys import KEY_FILE_NAME
 from core.settings import Settings
 from tests.conftest import as_role
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -357,3 +360,13 @@ class TestDoctor:
         policy_line = next(line for line in out.splitlines() if line.startswith("policy"))
         assert "FAIL" in policy_line
         assert "none.toml" in policy_line
+
+
+class TestOpenapi:
+    def test_prints_the_schema_and_the_reference_in_step_with_docs(self) -> None:
+        schema = CliRunner().invoke(app, ["openapi"])
+        assert schema.exit_code == 0
+        assert "/v1/crossings" in json.loads(schema.stdout)["paths"]
+        reference = CliRunner().invoke(app, ["openapi", "--markdown"])
+        assert reference.exit_code == 0
+        assert reference.stdout == (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
