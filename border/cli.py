@@ -4,7 +4,8 @@ service, from ``BORDER_*`` variables."""
 import logging
 import socket
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -71,6 +72,58 @@ def _port_free(host: str, port: int) -> None:
             raise _fail(
                 f"port {port} on {host} is in use; stop what holds it or give --port"
             ) from None
+
+
+Tick = Callable[[int, int], None]
+
+
+@contextmanager
+def _progress(label: str, unit: str) -> Iterator[Tick]:
+    """Progress of a long command on stderr, with rate and time left: a bar on a terminal,
+    otherwise a plain line at most every 2 s and at the end (logs, CI)."""
+    started = time.monotonic()
+
+    def figures(done: int, total: int) -> tuple[float, str]:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 and total > done else 0.0
+        return rate, f"{left:.0f} s left"
+
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+        )
+        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+            task = bar.add_task(label, total=None, rate="")
+
+            def tick_bar(done: int, total: int) -> None:
+                rate, left = figures(done, total)
+                bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} {unit}/s, {left}")
+
+            yield tick_bar
+        return
+    last = 0.0
+
+    def tick_lines(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < 2.0:
+            return
+        last = now
+        rate, left = figures(done, total)
+        share = 100.0 * done / total if total else 100.0
+        typer.echo(
+            f"{label}: {done:,}/{total:,} {unit} ({share:.0f}%), {rate:,.0f} {unit}/s, {left}",
+            err=True,
+        )
+
+    yield tick_lines
 
 
 @contextmanager
@@ -303,10 +356,7 @@ def keys_rotate() -> None:
     from border import service
     from core import auth
 
-    def progress(done: int, total: int) -> None:
-        typer.echo(f"re-wrapped {done}/{total} data keys", err=True)
-
-    with _runtime() as rt:
+    with _runtime() as rt, _progress("re-wrapping data keys", "keys") as progress:
         result = service.rotate_keys(rt, auth.command_line("keys rotate"), progress)
     typer.echo(f"master key version {result.version}: {result.rewrapped} data keys re-wrapped")
 
@@ -334,13 +384,10 @@ def index_rebuild() -> None:
     """Rebuild the galleries from the records store and save their encrypted snapshot."""
     from enrollment.galleries import Galleries
 
-    def progress(done: int, total: int) -> None:
-        typer.echo(f"loaded {done}/{total} captures", err=True)
-
     with _runtime() as rt:
         galleries = Galleries(rt.settings)
-        with rt.pool.connection() as conn:
-            galleries.rebuild(conn, rt.keys, progress)
+        with rt.pool.connection() as conn, _progress("loading captures", "captures") as tick:
+            galleries.rebuild(conn, rt.keys, tick)
         galleries.save(rt.keys)
     typer.echo(
         f"galleries rebuilt: {len(galleries.enrolled)} templates"
@@ -359,10 +406,7 @@ def alerts_import(
     from core import auth
     from enrollment import alerts as alert_service
 
-    def progress(done: int, total: int) -> None:
-        typer.echo(f"checked {done}/{total} rows", err=True)
-
-    with _runtime() as rt:
+    with _runtime() as rt, _progress("checking and sealing rows", "rows") as progress:
         try:
             read, added = alert_service.import_document_list(
                 rt, auth.command_line("alerts import"), file, progress

@@ -370,3 +370,22 @@ class TestOpenapi:
         reference = CliRunner().invoke(app, ["openapi", "--markdown"])
         assert reference.exit_code == 0
         assert reference.stdout == (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+
+
+class TestProgress:
+    def test_off_a_terminal_a_long_command_prints_lines_with_rate_and_time_left(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        rows = tmp_path / "lost.csv"
+        rows.write_text(
+            "issuing_state,document_number,category\n"
+            + "".join(f"UTO,L{i:08d},lost_stolen_document\n" for i in range(25_000))
+        )
+        result = CliRunner().invoke(app, ["alerts", "import", str(rows)], env=env)
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.stderr.splitlines() if line.startswith("checking")]
+        # Throttled to a line every 2 s, and always the last one.
+        assert lines
+        assert lines[-1].startswith("checking and sealing rows: 25,000/25,000 rows (100%)")
+        assert "rows/s" in lines[-1]
+        assert "s left" in lines[-1]

@@ -173,7 +173,7 @@ class TestIndexRebuild:
         result = CliRunner().invoke(cli, ["index", "rebuild"], env=env)
         assert result.exit_code == 0, result.output
         assert "galleries rebuilt: 2 templates (flat), 0 on the watchlist" in result.stdout
-        assert "loaded 2/2 captures" in result.stderr
+        assert "loading captures: 2/2 captures (100%)" in result.stderr
         restarted = Biometrics.start(rt, face_model)
         assert answers(rt, restarted) == answers(rt, bio)
 
