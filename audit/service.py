@@ -273,7 +273,9 @@ class RefusalTally:
             if entry is not None:
                 entry.add(count.codes, count.since)
             else:
-                self._carried.append(count)
+                # Merged at once, so a long outage keeps one carried summary, not a list.
+                merged = _summary([*self._carried, count])
+                self._carried = [] if merged is None else [merged]
 
     def drain(self) -> RefusalCount | None:
         """Everything not written yet, as one summary (at shutdown); the tally is emptied."""

@@ -227,8 +227,11 @@ def authenticate(request: Request) -> Principal:
         client = _client(rt, request)
     except Unauthorized:
         address = _throttle_key(client_address(request, rt.settings))
-        presented = f"key:{key_digest(request.headers.get('authorization', '')).hex()}"
-        wait = rt.throttle.failure(address, presented)
+        header = request.headers.get("authorization")
+        # A key is counted wherever it is tried from; a missing header is no key: counted
+        # by address only, or every caller who forgot it would share one bucket.
+        presented = [] if not header else [f"key:{key_digest(header).hex()}"]
+        wait = rt.throttle.failure(address, *presented)
         if wait is not None:
             raise RateLimited(
                 f"too many failed authentications; retry in {wait:.0f} s",

@@ -163,7 +163,13 @@ def _jpeg_header(data: bytes) -> Header:
             precision, height, width, components = struct.unpack(">BHHB", data[pos + 4 : pos + 10])
             if components == 0:
                 raise ImageUnreadable("the JPEG's frame has no components")
-            return Header(width, height, components, 2 if precision > 8 else 1)
+            if precision != 8:
+                # The strict check decodes with a libjpeg built for 8-bit samples: a 12-bit
+                # (medical, raw-camera) JPEG would be refused later with a vaguer message.
+                raise ImageUnreadable(
+                    f"the JPEG has {precision}-bit samples; send an 8-bit JPEG or a PNG"
+                )
+            return Header(width, height, components, 1)
         if marker in (_JPEG_EOI, _JPEG_SOS):  # end of image, or scan data before any frame
             break
         pos += 2 + length

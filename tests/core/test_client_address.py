@@ -162,6 +162,18 @@ class TestForwardedFor:
             assert client.get("/v1/clients", headers={**bad_key(52), **spoof}).status_code == 401
             assert client.get("/v1/clients", headers={**bearer(admin), **caller}).status_code == 200
 
+    def test_callers_without_a_key_do_not_share_one_bucket(
+        self, settings: Settings, face_model: FaceModel
+    ) -> None:
+        """A missing header is no key: callers who forgot it, each from their own address,
+        keep getting the 401 that says to send one, never a 429 earned by the others."""
+        behind_proxy = Settings(**{**settings.model_dump(), "trusted_proxies": "10.0.0.0/8"})
+        with served(behind_proxy, face_model, PROXY) as client:
+            for i in range(3 * settings.auth_max_failures):
+                caller = {"X-Forwarded-For": f"198.51.100.{i}"}
+                response = client.get("/v1/clients", headers=caller)
+                assert (response.status_code, response.json()["error"]) == (401, "unauthorized")
+
 
 def get(url: str, headers: dict[str, str]) -> int:
     try:
