@@ -15,7 +15,6 @@ Every ``/v1`` response, which may hold personal data, is ``Cache-Control: no-sto
 others too unless they say otherwise.
 """
 
-import ipaddress
 import logging
 import re
 import time
@@ -123,22 +122,6 @@ def _route_template(scope: Scope) -> str | None:
     return template
 
 
-def _client_address(request: Request, rt: Runtime) -> str:
-    """The address refusals are counted under: the caller's as the throttle sees it (a
-    trusted proxy's X-Forwarded-For believed), an IPv6 caller by its /64, the block one
-    machine usually holds, so rotating addresses within it is one address."""
-    host = auth.client_address(request, rt.settings)
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host[:64]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
-
-
 def _audit_refusal(request: Request, code: str, status: int) -> None:
     """Record a refused or failed request in a transaction of its own: the request's own
     transaction, if any, was rolled back. A caller with a valid key gets one event per
@@ -175,7 +158,7 @@ def _audit_anonymous(request: Request, rt: Runtime, code: str, detail: dict[str,
     tally: audit_service.RefusalTally | None = getattr(request.state, "refusals", None)
     if tally is None:
         return
-    for count in tally.note(_client_address(request, rt), code, int(detail["status"])):
+    for count in tally.note(auth.caller_address(request, rt.settings), code, int(detail["status"])):
         if count.address is None:
             _record_refusals(rt, tally, count)
         else:

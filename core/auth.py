@@ -158,13 +158,19 @@ def client_address(request: Request, settings: Settings) -> str:
     return str(address)
 
 
-def _throttle_key(address: str) -> str:
-    # One IPv6 host usually holds a whole /64: count it as one caller, or a single machine
-    # could spread its guesses over 2^64 addresses.
-    ip = _ip(address)
+def caller_address(request: Request, settings: Settings) -> str:
+    """The address a caller is counted under, by the throttle and the refusal tally alike:
+    the caller's (a trusted proxy's X-Forwarded-For believed), an IPv4-mapped address as
+    its IPv4, an IPv6 one by its /64 (one host usually holds a whole /64: a single machine
+    could otherwise spread its guesses over 2^64 addresses), anything else cut to 64
+    characters."""
+    host = client_address(request, settings)
+    ip = _ip(host)
+    if ip is None:
+        return host[:64]
     if isinstance(ip, ipaddress.IPv6Address):
-        return f"addr:{ipaddress.IPv6Network((ip, 64), strict=False)}"
-    return f"addr:{address}"
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _bearer(request: Request) -> str:
@@ -226,7 +232,7 @@ def authenticate(request: Request) -> Principal:
     try:
         client = _client(rt, request)
     except Unauthorized:
-        address = _throttle_key(client_address(request, rt.settings))
+        address = f"addr:{caller_address(request, rt.settings)}"
         header = request.headers.get("authorization")
         # A key is counted wherever it is tried from; a missing header is no key: counted
         # by address only, or every caller who forgot it would share one bucket.
