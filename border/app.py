@@ -622,13 +622,10 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         },
     }
 
-    @app.get("/health/ready", tags=["ops"], name="health_ready", responses=ready_responses)
-    async def health_ready(request: Request) -> JSONResponse:
-        return await _readiness(request)
-
-    @app.get("/health", tags=["ops"], name="health", responses=ready_responses)
-    async def health(request: Request) -> JSONResponse:
-        return await _readiness(request)
+    for path, name in (("/health/ready", "health_ready"), ("/health", "health")):
+        app.add_api_route(
+            path, _readiness, methods=["GET"], tags=["ops"], name=name, responses=ready_responses
+        )
 
     @app.get("/metrics", tags=["ops"], name="metrics", response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:

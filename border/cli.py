@@ -50,11 +50,16 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = "BORDER_" + "__".join(str(p) for p in err["loc"]).upper()
-            problems.append(f"{name}: {err['msg']}")
+        problems = [f"{name}: {msg}" for name, msg in _setting_problems(exc)]
         raise _fail("; ".join(problems) + " (see the configuration table in README.md)") from None
+
+
+def _setting_problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """Each bad setting as its BORDER_ variable and what is wrong (never the value)."""
+    return [
+        ("BORDER_" + "__".join(str(p) for p in err["loc"]).upper(), err["msg"])
+        for err in exc.errors()
+    ]
 
 
 def _port_free(host: str, port: int) -> None:
@@ -456,7 +461,7 @@ def doctor() -> None:
     try:
         settings = Settings()
     except ValidationError as exc:
-        names = ", ".join("BORDER_" + "__".join(map(str, e["loc"])).upper() for e in exc.errors())
+        names = ", ".join(name for name, _ in _setting_problems(exc))
         rows.append(("settings", False, f"bad values: {names}"))
         report()
         return
