@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Final, get_args
 from uuid import UUID, uuid4
 
+from pydantic import ValidationError
+
 from audit import service as audit_service
 from core import crypto
 from core.auth import Principal
@@ -288,8 +290,8 @@ def read_document_list(
     for line, fields in _rows(iter(io.StringIO(text, newline=""))):
         try:
             body = models.DocumentAlertIn(kind="document", **fields)  # type: ignore[arg-type]
-        except ValueError as exc:
-            bad = _first_field(exc)
+        except ValidationError as exc:
+            bad = str(exc.errors()[0]["loc"][0])
             raise BadRow(
                 f"line {line}: {bad} is not valid (issuing_state: 1-3 letters A-Z; "
                 "document_number: 1-20 letters A-Z or digits; category: one of "
@@ -303,16 +305,6 @@ def read_document_list(
     if progress is not None:
         progress(len(out), len(out))
     return out
-
-
-def _first_field(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        for err in errors():
-            loc = err.get("loc", ())
-            if loc:
-                return str(loc[0])
-    return "row"
 
 
 def import_document_list(
