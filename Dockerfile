@@ -1,34 +1,39 @@
 # syntax=docker/dockerfile:1
-# The Border API image. Dependencies are resolved by uv from pyproject.toml (uv.lock is not
-# in git; uv resolves afresh when the context has none). The project is installed as a wheel
-# into /opt/venv, so the runtime image holds neither the sources nor a developer's .venv.
+# The Border API image. Every Python package is installed at the exact version that
+# constraints.txt pins (no lock file is needed: uv.lock is not in git). The project is
+# installed as a wheel into /opt/venv, so the runtime image holds neither the sources nor
+# a developer's .venv, and none of the dev group (pytest, ruff, mypy...).
 
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy
 
-RUN pip install "uv>=0.5"
+# The uv that wrote constraints.txt.
+RUN pip install "uv==0.13.9"
 
 WORKDIR /src
 
-# Dependencies first, in a layer of their own that survives source edits.
-COPY pyproject.toml README.md ./
+# Dependencies first, in a layer of their own that survives source edits: the project's
+# runtime dependencies ([project] dependencies of pyproject.toml, not its dev group)
+# through the constraints. uv reads [tool.uv] of ./pyproject.toml too, so the dlib
+# override holds here as in development.
+COPY pyproject.toml README.md constraints.txt ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --no-dev --no-install-project
+    uv venv /opt/venv \
+    && uv pip install --python /opt/venv -c constraints.txt -r pyproject.toml
 
-# Then the project. The whole context is copied so that new top-level packages (the ones
-# named in [tool.hatch.build.targets.wheel]) need no change here; a developer's .venv is
-# dropped and never reaches the runtime stage.
+# Then the project, through the same constraints. The whole context is copied so that new
+# top-level packages (the ones named in [tool.hatch.build.targets.wheel]) need no change
+# here; a developer's .venv is dropped and never reaches the runtime stage.
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
     rm -rf .venv \
-    && uv sync --no-dev --no-editable
+    && uv pip install --python /opt/venv -c constraints.txt .
 
 
 FROM python:3.11-slim

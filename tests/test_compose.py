@@ -1,6 +1,7 @@
 """The deployment files, docker-compose.yml and the Dockerfile, checked by reading them: no
 Docker engine is needed."""
 
+import fnmatch
 import json
 import re
 import shlex
@@ -377,6 +378,31 @@ class TestDockerfile:
         assert all(base.startswith("python:3.11-slim") for base in bases)
         runs = " ".join(arguments for keyword, arguments in instructions if keyword == "RUN")
         assert "pip install" in runs
-        assert "uv sync --no-dev" in runs
         copies = [arguments for keyword, arguments in instructions if keyword in {"COPY", "ADD"}]
         assert not any("uv.lock" in arguments for arguments in copies)
+
+    def test_every_install_goes_through_the_constraints(self) -> None:
+        """DESIGN §15: the image's packages are constraints.txt's exact versions. The file
+        is copied with pyproject.toml, before the sources (so the dependency layer survives
+        source edits), and every uv install names it; nothing installs the dev group."""
+        instructions = _dockerfile_instructions()
+        copies = [arguments.split() for keyword, arguments in instructions if keyword == "COPY"]
+        first = next(i for i, arguments in enumerate(copies) if "pyproject.toml" in arguments)
+        assert "constraints.txt" in copies[first]
+        assert copies[first + 1] == [".", "."], "the sources come after the dependency layer"
+        runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
+        installs = [
+            shlex.split(command)
+            for run in runs
+            for command in run.split("&&")
+            if re.search(r"\buv (pip install|sync)\b", command)
+        ]
+        assert len(installs) == 2, installs
+        for argv in installs:
+            assert argv[:3] == ["uv", "pip", "install"]
+            assert argv[argv.index("-c") + 1] == "constraints.txt"
+            assert not {"--group", "--all-groups", "--extra", "--editable", "-e"} & set(argv)
+        assert installs[0][-2:] == ["-r", "pyproject.toml"]
+        assert installs[1][-1] == "."
+        ignored = (ROOT / ".dockerignore").read_text().split()
+        assert not any(fnmatch.fnmatch("constraints.txt", pattern) for pattern in ignored)
