@@ -21,12 +21,15 @@ def list_events(
     actor: Annotated[str | None, Query(max_length=200)] = None,
     action: Annotated[str | None, Query(max_length=200)] = None,
     resource_id: Annotated[str | None, Query(max_length=200)] = None,
+    request_id: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     after_seq: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> models.AuditPage:
-    filters = audit_store.Filters(actor, action, resource_id, since, until, after_seq, limit)
+    filters = audit_store.Filters(
+        actor, action, resource_id, request_id, since, until, after_seq, limit
+    )
     events = audit_service.find(rt.pool, rt.keys, principal, filters)
     return models.AuditPage(
         events=[models.AuditEventOut.of(e) for e in events],

@@ -2,6 +2,7 @@
 
 ``hash = HMAC-SHA256(chain key, prev_hash || canonical(event))``. The canonical form is
 compact JSON with sorted keys; times are UTC with microseconds, as PostgreSQL keeps them.
+The request id is in it when the event has one.
 """
 
 import json
@@ -29,6 +30,8 @@ class Event:
     purpose: str | None
     outcome: str
     detail: dict[str, Any] = field(default_factory=dict)
+    # The HTTP request the event was written in (none from the command line).
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class StoredEvent(Event):
 
 
 def canonical(event: Event) -> bytes:
-    body = {
+    body: dict[str, Any] = {
         "seq": event.seq,
         "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "actor": event.actor,
@@ -50,6 +53,9 @@ def canonical(event: Event) -> bytes:
         "outcome": event.outcome,
         "detail": event.detail,
     }
+    # Only when there is one: events written before request ids were kept hash as they did.
+    if event.request_id is not None:
+        body["request_id"] = event.request_id
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 

@@ -19,6 +19,7 @@ class AuditEventOut(BaseModel):
     purpose: str | None
     outcome: str
     detail: dict[str, Any]
+    request_id: str | None
     prev_hash: str
     hash: str
 
@@ -35,6 +36,7 @@ class AuditEventOut(BaseModel):
             purpose=event.purpose,
             outcome=event.outcome,
             detail=event.detail,
+            request_id=event.request_id,
             prev_hash=event.prev_hash.hex(),
             hash=event.hash.hex(),
         )

@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from audit import chain
 from audit import store as audit_store
+from core import logs
 from core.auth import Principal
 from core.db import Conn, transaction
 from core.keys import Keyring
@@ -36,7 +37,8 @@ def append(
     """Append one event inside the caller's transaction and return its seq.
 
     The chain lock is held until that transaction ends, so call this last, after the change
-    it records. ``detail`` holds ids, codes and figures, never names or biometrics.
+    it records. The event carries the id of the HTTP request it is written in, if any.
+    ``detail`` holds ids, codes and figures, never names or biometrics.
     """
     audit_store.lock_chain(conn)
     last = audit_store.head(conn)
@@ -52,6 +54,7 @@ def append(
         purpose=purpose,
         outcome=outcome,
         detail=detail or {},
+        request_id=logs.current_request_id(),
     )
     audit_store.insert(conn, event, prev_hash, chain.link(keys.audit_chain_key, prev_hash, event))
     return seq

@@ -20,6 +20,7 @@ class Filters:
     actor: str | None = None
     action: str | None = None
     resource_id: str | None = None
+    request_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     after_seq: int = 0
@@ -38,9 +39,9 @@ def head(conn: Conn) -> tuple[int, bytes] | None:
 def insert(conn: Conn, event: Event, prev_hash: bytes, hash_: bytes) -> None:
     conn.execute(
         "INSERT INTO audit_events (seq, at, actor, role, action, resource_type, resource_id,"
-        " purpose, outcome, detail, prev_hash, hash) VALUES (%(seq)s, %(at)s, %(actor)s,"
-        " %(role)s, %(action)s, %(resource_type)s, %(resource_id)s, %(purpose)s, %(outcome)s,"
-        " %(detail)s, %(prev_hash)s, %(hash)s)",
+        " purpose, outcome, detail, request_id, prev_hash, hash) VALUES (%(seq)s, %(at)s,"
+        " %(actor)s, %(role)s, %(action)s, %(resource_type)s, %(resource_id)s, %(purpose)s,"
+        " %(outcome)s, %(detail)s, %(request_id)s, %(prev_hash)s, %(hash)s)",
         {
             "seq": event.seq,
             "at": event.at,
@@ -52,6 +53,7 @@ def insert(conn: Conn, event: Event, prev_hash: bytes, hash_: bytes) -> None:
             "purpose": event.purpose,
             "outcome": event.outcome,
             "detail": Jsonb(event.detail),
+            "request_id": event.request_id,
             "prev_hash": prev_hash,
             "hash": hash_,
         },
@@ -69,6 +71,7 @@ def _stored(
     purpose: str | None,
     outcome: str,
     detail: dict[str, Any],
+    request_id: str | None,
     prev_hash: bytes,
     hash: bytes,
 ) -> StoredEvent:
@@ -83,6 +86,7 @@ def _stored(
         purpose=purpose,
         outcome=outcome,
         detail=detail,
+        request_id=request_id,
         prev_hash=bytes(prev_hash),
         hash=bytes(hash),
     )
@@ -92,10 +96,11 @@ def find(conn: Conn, filters: Filters) -> list[StoredEvent]:
     with conn.cursor(row_factory=kwargs_row(_stored)) as cur:
         return cur.execute(
             "SELECT seq, at, actor, role, action, resource_type, resource_id, purpose, outcome,"
-            " detail, prev_hash, hash FROM audit_events WHERE seq > %(after_seq)s"
+            " detail, request_id, prev_hash, hash FROM audit_events WHERE seq > %(after_seq)s"
             " AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
             " AND (%(action)s::text IS NULL OR action = %(action)s)"
             " AND (%(resource_id)s::text IS NULL OR resource_id = %(resource_id)s)"
+            " AND (%(request_id)s::text IS NULL OR request_id = %(request_id)s)"
             " AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)"
             " AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"
             " ORDER BY seq LIMIT %(limit)s",
@@ -104,6 +109,7 @@ def find(conn: Conn, filters: Filters) -> list[StoredEvent]:
                 "actor": filters.actor,
                 "action": filters.action,
                 "resource_id": filters.resource_id,
+                "request_id": filters.request_id,
                 "since": filters.since,
                 "until": filters.until,
                 "limit": filters.limit,

@@ -41,9 +41,8 @@ from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
 from border import crossing_api, models
-from border.metrics import Metrics, method_label
 from border.schema import migration_dirs
-from core import auth, migrate
+from core import auth, logs, migrate
 from core.auth import Principal, authenticate
 from core.db import transaction
 from core.errors import (
@@ -54,6 +53,7 @@ from core.errors import (
     RouteNotFound,
     Unavailable,
 )
+from core.metrics import UNMATCHED, Metrics, method_label
 from core.runtime import Runtime
 from core.settings import Settings
 from enrollment import api as enrollment_api
@@ -362,12 +362,14 @@ def _secure(message: Message, scope: Scope) -> None:
 
 
 class RequestContext:
-    """Pure ASGI middleware: request id, Prometheus figures, security headers, and the last
-    line of defence.
+    """Pure ASGI middleware: request id, access line, Prometheus figures, security headers,
+    and the last line of defence.
 
-    An unexpected exception becomes a 500 carrying only the request id; the log gets the
-    exception type and the stack's file/line/function, never the message or locals, which
-    may hold personal data.
+    The request id is the caller's ``X-Request-ID`` when it is one the service keeps
+    (``core.logs.valid_request_id``), else a new one; it is echoed, set on every log line
+    of the request and stored with its audit events. An unexpected exception becomes a 500
+    carrying only the request id; the log gets the exception type and the stack's
+    file/line/function, never the message or locals, which may hold personal data.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -378,7 +380,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        given = logs.valid_request_id(Headers(scope=scope).get("x-request-id"))
+        request_id = given or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -389,37 +392,67 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
                 _secure(message, scope)
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            frames = "; ".join(
-                f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)
-            )
-            log.error("request %s failed: %s at %s", request_id, type(exc).__name__, frames)
-            if response_started:
-                raise
-            request = Request(scope)
-            await run_in_threadpool(_audit_refusal, request, "internal", 500)
-            response = JSONResponse(
-                {
-                    "error": "internal",
-                    "detail": f"internal error; quote request id {request_id} to the operator",
-                    "request_id": request_id,
-                },
-                status_code=500,
-            )
-            await response(scope, receive, send_with_id)
-        finally:
-            self.metrics.observe(
-                scope["method"], _route_template(scope), status, time.perf_counter() - started
-            )
+        with logs.request_scope(request_id) as context:
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                frames = "; ".join(
+                    f"{f.filename}:{f.lineno} {f.name}"
+                    for f in traceback.extract_tb(exc.__traceback__)
+                )
+                log.error("request %s failed: %s at %s", request_id, type(exc).__name__, frames)
+                if response_started:
+                    raise
+                request = Request(scope)
+                await run_in_threadpool(_audit_refusal, request, "internal", 500)
+                response = JSONResponse(
+                    {
+                        "error": "internal",
+                        "detail": f"internal error; quote request id {request_id} to the operator",
+                        "request_id": request_id,
+                    },
+                    status_code=500,
+                )
+                await response(scope, receive, send_with_id)
+            finally:
+                seconds = time.perf_counter() - started
+                route = _route_template(scope)
+                self.metrics.observe(scope["method"], route, status, seconds)
+                _access_line(scope, route, status, seconds, context)
+
+
+# Probes and scrapes come every few seconds: their lines are for debugging only.
+_QUIET_ROUTES = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+_access = logging.getLogger("border.access")
+
+
+def _access_line(
+    scope: Scope, route: str | None, status: int, seconds: float, context: Mapping[str, Any]
+) -> None:
+    """One line per request: the route's template, never the path or query as sent (they
+    may hold names or document numbers)."""
+    route = route or UNMATCHED
+    method = method_label(scope["method"])
+    level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
+    _access.log(
+        level,
+        "%s %s %d",
+        method,
+        route,
+        status,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "actor": context.get("actor"),
+        },
+    )
 
 
 async def _without_body() -> Message:
@@ -555,6 +588,25 @@ async def _readiness(request: Request) -> JSONResponse:
     )
 
 
+SAMPLE_EVERY_S = 5.0
+"""How often each worker writes its gauges (pool, galleries, process): under several
+workers, ``/metrics`` reads what the others last wrote."""
+
+
+def _sample(metrics: Metrics, rt: Runtime, bio: Biometrics) -> None:
+    galleries = bio.galleries
+    metrics.sample(
+        rt.pool.get_stats(),
+        {"enrolled": len(galleries.enrolled), "watchlist": len(galleries.watchlist)},
+    )
+
+
+async def _sample_every(seconds: float, metrics: Metrics, rt: Runtime, bio: Biometrics) -> None:
+    while True:
+        _sample(metrics, rt, bio)
+        await anyio.sleep(seconds)
+
+
 def create_app(settings: Settings | None = None, face_model: FaceModel | None = None) -> FastAPI:
     """Build the service. Nothing starts until the lifespan runs (uvicorn, or a TestClient
     used as a context manager). ``face_model`` lets tests share one loaded model."""
@@ -564,7 +616,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         policy = load_policy(settings.policy_file)
-        rt = await run_in_threadpool(Runtime.start, settings, migration_dirs())
+        rt = await run_in_threadpool(Runtime.start, settings, migration_dirs(), metrics)
         try:
             indexed = await run_in_threadpool(enrollment_service.index_names, rt)
             if indexed:
@@ -575,18 +627,22 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
             found = await run_in_threadpool(migrate.discover, migration_dirs())
             migrations = {m.version: m.name for m in found}
             try:
-                yield {
-                    "rt": rt,
-                    "bio": bio,
-                    "policy": policy,
-                    "refusals": refusals,
-                    "migrations": migrations,
-                }
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(_sample_every, SAMPLE_EVERY_S, metrics, rt, bio)
+                    yield {
+                        "rt": rt,
+                        "bio": bio,
+                        "policy": policy,
+                        "refusals": refusals,
+                        "migrations": migrations,
+                    }
+                    tasks.cancel_scope.cancel()
             finally:
                 await run_in_threadpool(_write_remaining_refusals, rt, refusals)
                 await run_in_threadpool(bio.close, rt)
         finally:
             await run_in_threadpool(rt.close)
+            metrics.close()
 
     app = FastAPI(
         title="Border",
@@ -628,7 +684,11 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         )
 
     @app.get("/metrics", tags=["ops"], name="metrics", response_class=PlainTextResponse)
-    def prometheus() -> PlainTextResponse:
+    def prometheus(request: Request) -> PlainTextResponse:
+        rt: Runtime | None = getattr(request.state, "rt", None)
+        bio: Biometrics | None = getattr(request.state, "bio", None)
+        if rt is not None and bio is not None:
+            _sample(metrics, rt, bio)
         body, content_type = metrics.render()
         return PlainTextResponse(body, media_type=content_type)
 

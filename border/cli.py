@@ -1,7 +1,6 @@
 """The ``border`` command line (DESIGN §7a). Every command reads the same settings as the
 service, from ``BORDER_*`` variables."""
 
-import logging
 import socket
 import sys
 import time
@@ -15,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from border.schema import migration_dirs
+from core import logs
 from core.errors import BorderError, ConfigurationError
 from core.settings import Settings
 
@@ -136,7 +136,7 @@ def _runtime() -> Iterator["Runtime"]:
     from core.runtime import Runtime
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         rt = Runtime.start(settings, migration_dirs())
     except ConfigurationError as exc:
@@ -171,9 +171,10 @@ def serve(
     from core import runtime as core_runtime
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    log_config = logs.configure(settings.log_level, settings.log_format)
     workers = workers or settings.workers
     _port_free(host, port)
+    metrics_dir = _given_metrics_dir() if workers > 1 else None
     # Everything a first start creates is made here, before any worker starts: workers
     # starting together on a new data directory would otherwise race to make it.
     try:
@@ -185,8 +186,11 @@ def serve(
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        # BORDER_LOG_LEVEL governs uvicorn's loggers too.
+        # BORDER_LOG_LEVEL and BORDER_LOG_FORMAT govern uvicorn's loggers too, in every
+        # worker; the service writes its own access lines.
+        "log_config": log_config,
         "log_level": settings.log_level.lower(),
+        "access_log": False,
         "proxy_headers": False,
     }
     try:
@@ -194,12 +198,48 @@ def serve(
             uvicorn.run(create_app(settings), **options)
         else:
             # Each worker builds its app from the same BORDER_* environment; they share
-            # the store and keep their galleries in step through it.
-            uvicorn.run("border.app:create_app", factory=True, workers=workers, **options)
+            # the store and keep their galleries in step through it, and their figures
+            # through a directory of files that /metrics, in any worker, sums.
+            with _shared_metrics(metrics_dir):
+                uvicorn.run("border.app:create_app", factory=True, workers=workers, **options)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
     finally:
         store.close()
+
+
+def _given_metrics_dir() -> Path | None:
+    """The PROMETHEUS_MULTIPROC_DIR the operator gave, checked before the slow start."""
+    from core.metrics import MULTIPROC_DIR, multiprocess_dir
+
+    folder = multiprocess_dir()
+    if folder is not None and not folder.is_dir():
+        raise _fail(f"{MULTIPROC_DIR}: {folder} is not a directory")
+    return folder
+
+
+@contextmanager
+def _shared_metrics(given: Path | None) -> Iterator[None]:
+    """PROMETHEUS_MULTIPROC_DIR for the workers (they inherit the environment): the one the
+    operator gave, emptied of an earlier run's figures, or a new one removed at the end."""
+    import os
+    import shutil
+    import tempfile
+
+    from core.metrics import MULTIPROC_DIR
+
+    if given is not None:
+        for stale in given.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="border-metrics-"))
+    os.environ[MULTIPROC_DIR] = str(folder)
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_DIR]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @database.command("url")
@@ -228,7 +268,7 @@ def db_migrate() -> None:
     from core import db, migrate
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         with db.owner_connection(settings) as conn:
             applied = migrate.apply(conn, migration_dirs())
@@ -265,6 +305,37 @@ def db_status() -> None:
     typer.echo(f"{len(rows) - pending} applied, {pending} pending")
     if pending:
         raise typer.Exit(1)
+
+
+@database.command("dump")
+def db_dump(
+    file: Annotated[Path, typer.Argument(help="The backup to write (pg_dump's custom format).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Back the whole database up to FILE (pg_dump, custom format) as the schema owner.
+
+    The embedded store is dumped with its own pg_dump; a server given by
+    BORDER_OWNER_DATABASE_URL with the pg_dump on PATH, of the server's major version or
+    newer. Restore with pg_restore as the owner. The master key ring is NOT in the dump:
+    back it up separately."""
+    from core import db
+    from core.keys import KEY_FILE_NAME
+
+    settings = _settings()
+    try:
+        done = db.dump(settings, file, force=force)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    ring = (
+        "BORDER_MASTER_KEY"
+        if settings.master_key is not None
+        else str((settings.data_dir / KEY_FILE_NAME).absolute())
+    )
+    typer.echo(
+        f"{done.path}: {done.size:,} bytes (pg_dump custom format, PostgreSQL "
+        f"{done.server_major}). The master key is NOT in the dump: the personal data in it "
+        f"are encrypted, so back up the key ring ({ring}) separately."
+    )
 
 
 @database.command("stop")

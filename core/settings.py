@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     pool_timeout_s: float = Field(
         default=5.0, gt=0, description="Wait for a free connection before answering 503."
     )
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(default="INFO", description="also uvicorn's")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="log lines: JSON objects, or text; auto: text on a terminal"
+    )
     auth_max_failures: int = Field(
         default=10, ge=1, description="failed authentications per address or key per window"
     )

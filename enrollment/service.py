@@ -211,14 +211,21 @@ def enroll(
     override: Override | None = None,
 ) -> models.PersonCreated:
     """A new person from a travel document's MRZ and a face capture; with ``override``
-    (officers only), over the dedup candidates the officer rejected."""
-    if override is not None and principal.role != "officer":
-        raise Forbidden("only an officer may enroll over dedup candidates (not_duplicate_of)")
-    document = visa_service.read_mrz(mrz_text)
-    capture = capture_mod.analyse(bio.model, image, rt.settings)
-    return enroll_document(
-        rt, bio, principal, document=document, image=image, capture=capture, override=override
-    )
+    (officers only), over the dedup candidates the officer rejected. Counted in the
+    metrics by outcome: ``enrolled`` or the refusal's code."""
+    try:
+        if override is not None and principal.role != "officer":
+            raise Forbidden("only an officer may enroll over dedup candidates (not_duplicate_of)")
+        document = visa_service.read_mrz(mrz_text)
+        capture = capture_mod.analyse(bio.model, image, rt.settings)
+        created = enroll_document(
+            rt, bio, principal, document=document, image=image, capture=capture, override=override
+        )
+    except BorderError as refused:
+        rt.metrics.enrollment(refused.code)
+        raise
+    rt.metrics.enrollment("enrolled")
+    return created
 
 
 def enroll_document(

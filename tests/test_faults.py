@@ -1,12 +1,14 @@
 """Faults: the store going away under load, and a process killed between a commit and its
 gallery update. Nothing acknowledged is lost, nothing is doubled."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +157,36 @@ rt.close()
 """
 
 
+def _scrape(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/metrics") as response:
+        return str(response.read().decode())
+
+
+def _check_metrics_sum_across_workers(base: str) -> None:
+    """Requests spread over the workers are counted once each, whichever worker answers
+    the scrape; each worker gives its own process figures."""
+    for _ in range(20):
+        with urllib.request.urlopen(f"{base}/health/live") as response:
+            assert response.status == 200
+    counted = 'border_http_requests_total{method="GET",path="/health/live",status="200"} 20.0'
+    deadline = time.monotonic() + 15
+    pids: set[str] = set()
+    while True:
+        scrapes = [_scrape(base) for _ in range(6)]
+        pids = {
+            line.split('pid="')[1].split('"')[0]
+            for text in scrapes
+            for line in text.splitlines()
+            if line.startswith("process_start_time_seconds{")
+        }
+        if all(counted in text for text in scrapes) and len(pids) == 2:
+            break
+        assert time.monotonic() < deadline, (pids, [t[:3000] for t in scrapes])
+        time.sleep(0.5)
+    assert "border_db_pool_connections" in scrapes[0]
+    assert 'border_gallery_templates{gallery="enrolled"} 0.0' in scrapes[0]
+
+
 class TestFirstStartTogether:
     def test_processes_starting_on_a_new_data_dir_at_once_all_start(self, tmp_path: Path) -> None:
         """What `border serve --workers N` does on a new data directory: every worker
@@ -210,10 +242,26 @@ class TestFirstStartTogether:
                 except OSError:
                     time.sleep(0.2)
             assert body == b'{"status":"ok"}'
+            base = f"http://127.0.0.1:{port}"
+            _check_metrics_sum_across_workers(base)
+            request = urllib.request.Request(
+                f"{base}/v1/persons", headers={"X-Request-ID": "ops-check.1"}
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request)
+            assert refused.value.code == 401
+            assert refused.value.headers["x-request-id"] == "ops-check.1"
         finally:
             process.terminate()
             code = process.wait(timeout=60)
         assert code in (0, -signal.SIGTERM)
+        # Off a terminal the log is one JSON object a line, uvicorn's lines included, and
+        # the access line of a request carries its id.
+        lines = [json.loads(line) for line in process.communicate()[1].splitlines() if line]
+        assert {"ts", "level", "logger", "msg"} <= set(lines[0])
+        assert any(line["logger"].startswith("uvicorn") for line in lines)
+        (access,) = [line for line in lines if line.get("request_id") == "ops-check.1"]
+        assert (access["route"], access["status"]) == ("/v1/persons", 401)
         # The last process to let go of the embedded server, the supervisor, stopped it.
         postmaster = data_dir / "pg" / "postmaster.pid"
         deadline = time.monotonic() + 20

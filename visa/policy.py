@@ -35,6 +35,10 @@ IcaoCode = Annotated[str, Field(strict=True), AfterValidator(_icao_code)]
 # the file, not something to coerce.
 PositiveDays = Annotated[int, Field(strict=True, gt=0)]
 NonNegativeDays = Annotated[int, Field(strict=True, ge=0)]
+# As an API client's border point is written.
+BorderPoint = Annotated[
+    str, Field(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+]
 
 
 class Policy(BaseModel):
@@ -43,6 +47,10 @@ class Policy(BaseModel):
     ``min_document_validity_days`` (optional, default 90): at entry, a non-national's
     document must stay valid at least this many days after the entry day; 0 asks only that
     it has not expired.
+
+    ``border_points`` (optional, default none): the border points the state runs, as API
+    clients name them. The metrics label crossings with these names, any other as
+    ``other``, so that no caller can add series.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,6 +62,7 @@ class Policy(BaseModel):
     adult_age: Annotated[int, Field(strict=True, ge=1, le=30)]
     visa_exempt: tuple[IcaoCode, ...]
     min_document_validity_days: NonNegativeDays = 90
+    border_points: tuple[BorderPoint, ...] = ()
 
     @model_validator(mode="after")
     def _allowance_fits_window(self) -> Self:

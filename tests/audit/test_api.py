@@ -1,7 +1,9 @@
 import itertools
+import re
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 Headers = dict[str, dict[str, str]]
@@ -78,3 +80,52 @@ class TestVerify:
         assert verdict["ok"] is False
         assert verdict["first_bad_seq"] == 4
         assert verdict["reason"] == "altered"
+
+
+class TestRequestIds:
+    def test_events_carry_the_request_id_the_caller_gave(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        auditor = headers["auditor"]
+        given = {**auditor, "X-Request-ID": "audit-run.2026-11-30_1"}
+        response = client.get("/v1/audit/verify", headers=given)
+        assert response.headers["x-request-id"] == "audit-run.2026-11-30_1"
+        found = client.get(
+            "/v1/audit/events", headers=auditor, params={"request_id": "audit-run.2026-11-30_1"}
+        ).json()["events"]
+        assert [(e["action"], e["request_id"]) for e in found] == [
+            ("audit.verify", "audit-run.2026-11-30_1")
+        ]
+        # The fixture's clients were made from the command line: no request.
+        everything = client.get("/v1/audit/events", headers=auditor).json()["events"]
+        assert everything[0]["request_id"] is None
+        # The read of the events is itself an event, with the id made for that request.
+        made = client.get("/v1/audit/events", headers=auditor)
+        reads = {"action": "audit.events.read"}
+        last = client.get("/v1/audit/events", headers=auditor, params=reads)
+        assert made.headers["x-request-id"] in [e["request_id"] for e in last.json()["events"]]
+        assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+
+    @pytest.mark.parametrize("given", ["has space", "x" * 65, "semi;colon", "a/b", "<script>"])
+    def test_an_id_the_service_does_not_keep_is_replaced(
+        self, client: TestClient, headers: Headers, given: str
+    ) -> None:
+        response = client.get(
+            "/v1/audit/verify", headers={**headers["auditor"], "X-Request-ID": given}
+        )
+        assert response.status_code == 200
+        made = response.headers["x-request-id"]
+        assert made != given
+        assert re.fullmatch("[0-9a-f]{32}", made)
+
+    def test_a_refused_request_is_audited_with_its_id(
+        self, client: TestClient, headers: Headers
+    ) -> None:
+        kiosk = {**headers["kiosk"], "X-Request-ID": "kiosk-refused-1"}
+        assert client.get("/v1/audit/verify", headers=kiosk).status_code == 403
+        found = client.get(
+            "/v1/audit/events",
+            headers=headers["auditor"],
+            params={"request_id": "kiosk-refused-1"},
+        ).json()["events"]
+        assert [e["outcome"] for e in found] == ["forbidden"]

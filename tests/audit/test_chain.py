@@ -71,3 +71,33 @@ class TestVerify:
         event = build(1)[0]
         moved = replace(event, at=event.at.astimezone(timezone(timedelta(hours=2))))
         assert chain.canonical(event) == chain.canonical(moved)
+
+
+class TestRequestIds:
+    def test_an_event_without_one_hashes_as_before_request_ids_were_kept(self) -> None:
+        event = build(1)[0]
+        assert event.request_id is None
+        assert b"request_id" not in chain.canonical(event)
+        # The canonical form of the first release, written out: old chains still verify.
+        assert chain.canonical(event) == (
+            b'{"action":"persons.read","actor":"c0ffee","at":"2026-11-23T08:00:01.000000+00:00",'
+            b'"detail":{"codes":["A","B"],"n":1},"outcome":"ok","purpose":"case 42",'
+            b'"resource_id":"p1","resource_type":"person","role":"officer","seq":1}'
+        )
+
+    def test_a_request_id_is_covered_by_the_hash(self) -> None:
+        events = build(4)
+        with_id = replace(events[1], request_id="kiosk-7.42")
+        events[1] = replace(with_id, hash=chain.link(KEY, events[0].hash, with_id))
+        # Relink the rest after it.
+        for i in range(2, 4):
+            events[i] = replace(
+                events[i],
+                prev_hash=events[i - 1].hash,
+                hash=chain.link(KEY, events[i - 1].hash, events[i]),
+            )
+        assert chain.verify(KEY, events).ok
+        for forged in ("kiosk-7.43", None):
+            altered = [*events[:1], replace(events[1], request_id=forged), *events[2:]]
+            verdict = chain.verify(KEY, altered)
+            assert (verdict.first_bad_seq, verdict.reason) == (2, "altered")

@@ -1,3 +1,5 @@
+import io
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -9,6 +11,7 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict
 
 from border.app import create_app
+from core import logs
 from core.settings import Settings
 from enrollment.templates import FaceModel
 from tests.conftest import runtime_of
@@ -49,6 +52,57 @@ class TestOpenRoutes:
     def test_the_schema_and_docs_are_not_open(self, client: TestClient) -> None:
         for path in ("/openapi.json", "/docs", "/redoc"):
             assert client.get(path).status_code == 404
+
+
+class TestAccessLines:
+    @pytest.fixture
+    def lines(self) -> Iterator[io.StringIO]:
+        """The access lines, formatted as the service writes them (JSON)."""
+        buffer = io.StringIO()
+        handler = logging.StreamHandler(buffer)
+        handler.setFormatter(logs.JsonFormatter())
+        access = logging.getLogger("border.access")
+        access.addHandler(handler)
+        level, access.level = access.level, logging.DEBUG
+        yield buffer
+        access.removeHandler(handler)
+        access.setLevel(level)
+
+    def test_one_json_line_per_request_naming_the_route_not_the_query(
+        self, client: TestClient, headers: Headers, lines: io.StringIO
+    ) -> None:
+        response = client.get(
+            "/v1/persons",
+            headers={**headers["officer"], "X-Request-ID": "desk-4.query-1"},
+            params={"surname": "SMITH", "given_names": "JOHN", "birth_date": "1980-01-01"},
+        )
+        assert response.status_code == 200
+        client.get("/health/live")
+        access = [json.loads(line) for line in lines.getvalue().splitlines()]
+        search = next(line for line in access if line.get("request_id") == "desk-4.query-1")
+        assert search["logger"] == "border.access"
+        assert search["level"] == "INFO"
+        assert search["msg"] == "GET /v1/persons 200"
+        assert (search["method"], search["route"], search["status"]) == ("GET", "/v1/persons", 200)
+        with runtime_of(client).pool.connection() as conn:
+            actors = conn.execute(
+                "SELECT DISTINCT actor FROM audit_events WHERE request_id = 'desk-4.query-1'"
+            ).fetchall()
+        assert actors == [(search["actor"],)]
+        assert search["duration_ms"] > 0
+        assert "SMITH" not in lines.getvalue()
+        # Probes are logged for debugging only.
+        probe = next(line for line in access if line["route"] == "/health/live")
+        assert probe["level"] == "DEBUG"
+        assert len(probe["request_id"]) == 32
+
+    def test_an_unauthenticated_request_has_no_actor(
+        self, client: TestClient, lines: io.StringIO
+    ) -> None:
+        assert client.get("/v1/persons/nowhere").status_code == 401
+        (line,) = (json.loads(text) for text in lines.getvalue().splitlines())
+        assert line["status"] == 401
+        assert "actor" not in line
 
 
 class TestErrors:

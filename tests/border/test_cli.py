@@ -283,6 +283,7 @@ class TestConfigurationFaults:
             ("BORDER_TIMEZONE", "Mars/Olympus"),
             ("BORDER_TRUSTED_PROXIES", "10.0.0.0/8, not-an-address"),
             ("BORDER_QUALITY__MIN_SHARPNESS", "-1"),
+            ("BORDER_LOG_FORMAT", "xml"),
         ],
     )
     def test_a_bad_value_is_one_line_naming_the_variable_and_exit_2(

@@ -41,9 +41,20 @@ class TestLoadPolicy:
             adult_age=18,
             visa_exempt=("GBR", "USA", "D"),
             min_document_validity_days=90,
+            border_points=("UTO-AIR-1", "UTO-LAND-1", "UTO-SEA-1"),
         )
         assert policy.load_policy() == loaded
         assert policy.DEFAULT_POLICY_FILE.parent == Path(policy.__file__).parent
+
+    def test_border_points_are_optional_and_named_as_clients_name_them(
+        self, tmp_path: Path
+    ) -> None:
+        assert policy.load_policy(write(tmp_path, GOOD)).border_points == ()
+        named = policy.load_policy(write(tmp_path, with_line("border_points", '["A-1", "b.2"]')))
+        assert named.border_points == ("A-1", "b.2")
+        for bad in ('["has space"]', '[""]', '"A-1"', "[1]", f'["{"x" * 65}"]'):
+            with pytest.raises(ConfigurationError):
+                policy.load_policy(write(tmp_path, with_line("border_points", bad)))
 
     def test_a_custom_file_loads(self, tmp_path: Path) -> None:
         loaded = policy.load_policy(write(tmp_path, GOOD))
