@@ -12,7 +12,7 @@ from border import decision, models, store
 from core import crypto
 from core.auth import Principal
 from core.db import Conn, transaction
-from core.errors import BorderError, Forbidden, InvalidRequest, NotFound
+from core.errors import BorderError, Forbidden, InvalidRequest, NoLongerHeld, NotFound
 from core.metrics import border_point_label
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
@@ -306,7 +306,13 @@ def cross(
             document_sealed=_seal_document(rt, conn, crossing_id, request.mrz) if changed else None,
             late=recorded_at - at > LATE_AFTER,
         )
-        store.insert(conn, row)
+        # A referral keeps the live capture for the officer; an admitted crossing keeps none.
+        live_image = (
+            _seal_image(rt, conn, crossing_id, holder, request.image)
+            if row.decision == "refer"
+            else None
+        )
+        store.insert(conn, row, live_image=live_image)
         audit_service.record(
             conn,
             rt.keys,
@@ -377,13 +383,52 @@ def _open_document(rt: Runtime, conn: Conn, row: store.CrossingRow) -> MRZ:
     return visa_service.read_mrz(text.decode())
 
 
+def _sealing_key(
+    rt: Runtime, conn: Conn, crossing_id: UUID, person_id: UUID | None, *, create: bool
+) -> bytes | None:
+    """What a crossing seals (its note, its live capture) is sealed with the traveller's
+    key (shredded with them), or with a key of the crossing's own when no person is tied
+    to it (the key its DOCUMENT_CHANGED MRZ is sealed with). An erased traveller's key is
+    never made again: None."""
+    if person_id is not None:
+        return rt.keys.data_key(conn, person_id)
+    return rt.keys.data_key(conn, crossing_id, create=create)
+
+
 def _note_key(rt: Runtime, conn: Conn, row: store.CrossingRow, *, create: bool) -> bytes | None:
-    """Notes are sealed with the traveller's key (shredded with them), or with a key of the
-    crossing's own when no person is tied to it. An erased traveller's key is never made
-    again: None."""
-    if row.person_id is not None:
-        return rt.keys.data_key(conn, row.person_id)
-    return rt.keys.data_key(conn, row.id, create=create)
+    return _sealing_key(rt, conn, row.id, row.person_id, create=create)
+
+
+def _seal_image(
+    rt: Runtime, conn: Conn, crossing_id: UUID, person_id: UUID | None, image: bytes
+) -> bytes:
+    """A referral's live capture, the bytes as the kiosk sent them (the intake has read
+    them as an image already), sealed for the officer."""
+    key = _sealing_key(rt, conn, crossing_id, person_id, create=True)
+    # The holder was found active under their lock: their key is there.
+    assert key is not None
+    return crypto.seal(key, image, crypto.aad("crossings", "live_image", crossing_id))
+
+
+def _move_to_person(rt: Runtime, conn: Conn, parts: store.SealedParts, person_key: bytes) -> None:
+    """Re-seal what a crossing tied to no person holds under its own key (its note, its live
+    capture) with the key of the person it is being attached to, then shred its own key:
+    from then on all of it is the person's, erased with them. The MRZ kept for a link goes."""
+    own = rt.keys.data_key(conn, parts.id)
+
+    def moved(column: str, blob: bytes | None) -> bytes | None:
+        if blob is None or own is None:
+            return None
+        aad = crypto.aad("crossings", column, parts.id)
+        return crypto.seal(person_key, crypto.unseal(own, blob, aad), aad)
+
+    store.reseal(
+        conn,
+        parts.id,
+        note=moved("note", parts.resolution_note),
+        image=moved("live_image", parts.live_image_sealed),
+    )
+    rt.keys.shred(conn, parts.id)
 
 
 class LinkRefused(BorderError):
@@ -406,8 +451,8 @@ def _link(
     """Judge the crossing again as the chosen candidate's (their alerts, visas and history),
     refuse a link-and-admit that raises grounds for refusal, else join the document to the
     person and attach the crossing, and the document's earlier admitted crossings, to
-    them. The MRZ kept for the link and its key go: the document now lives under the
-    person's key, erased with them."""
+    them. The MRZ kept for the link and the crossings' own keys go: the document, the live
+    capture and the notes now live under the person's key, erased with them."""
     person_id = body.link_person_id
     assert person_id is not None
     chosen = [c for c in row.candidates or [] if c.get("person_id") == str(person_id)]
@@ -456,11 +501,20 @@ def _link(
         # A second referral on the same new document finds it joined already.
         document_id = enrollment_service.add_document_in(rt, conn, person_id, document).document_id
     figures = judgement.figures | {"linked_reasons": [r.as_dict() for r in judgement.reasons]}
+    person_key = rt.keys.data_key(conn, person_id)
+    if person_key is None:
+        raise NotFound("person", person_id)
+    # The crossing's live capture, and the notes and captures of the referrals admitted on
+    # the document while nobody held it (link attaches them too), move to the person's key
+    # before each crossing's own key is shredded.
+    linked_parts = store.sealed_parts(conn, row.id)
+    assert linked_parts is not None
+    for parts in [linked_parts, *store.unheld_admitted_parts(conn, row.document_index)]:
+        _move_to_person(rt, conn, parts, person_key)
     store.link(
         conn, row.id, person_id, visa_id=judgement.visa_id, figures=figures,
         distance=float(chosen[0]["distance"]), document_index=row.document_index,
     )  # fmt: skip
-    rt.keys.shred(conn, row.id)
     audit_service.record(
         conn,
         rt.keys,
@@ -594,6 +648,37 @@ def of_person(rt: Runtime, principal: Principal, person_id: UUID) -> list[models
             detail={"crossings": len(out)},
         )
     return out
+
+
+def live_image(rt: Runtime, principal: Principal, crossing_id: UUID) -> bytes:
+    """The live capture a referred crossing keeps for the officer, the bytes as the kiosk
+    sent them (JPEG or PNG). Officers only; every view audited. NotFound when the crossing
+    is unknown or keeps no image (admitted, or recorded before captures were kept);
+    NoLongerHeld when its key was shredded (the traveller was erased)."""
+    if principal.role != "officer":
+        raise Forbidden("only officers see the live capture of a crossing")
+    with transaction(rt.pool) as conn:
+        found = store.sealed_image(conn, crossing_id)
+        if found is None:
+            raise NotFound("crossing", crossing_id)
+        if found.live_image_sealed is None:
+            raise NotFound("live capture of crossing", crossing_id)
+        key = _sealing_key(rt, conn, crossing_id, found.person_id, create=False)
+        if key is None:
+            raise NoLongerHeld("live capture of crossing", crossing_id)
+        image = crypto.unseal(
+            key, found.live_image_sealed, crypto.aad("crossings", "live_image", crossing_id)
+        )
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "crossings.image.read",
+            resource_type="crossing",
+            resource_id=crossing_id,
+            detail={"person_id": None if found.person_id is None else str(found.person_id)},
+        )
+    return image
 
 
 def _day(rt: Runtime, on: date | None) -> date:

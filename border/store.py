@@ -69,21 +69,85 @@ def lock_traveller(conn: Conn, key: bytes) -> None:
     )
 
 
-def insert(conn: Conn, row: CrossingRow) -> None:
+def insert(conn: Conn, row: CrossingRow, *, live_image: bytes | None = None) -> None:
+    """Record a crossing; ``live_image`` is a referral's live capture, already sealed (it
+    stays out of :class:`CrossingRow`: lists of crossings never carry images)."""
     values = vars(row) | {
         "reasons": Jsonb(row.reasons),
         "figures": Jsonb(row.figures),
         "candidates": None if row.candidates is None else Jsonb(row.candidates),
+        "live_image": live_image,
     }
     conn.execute(
         "INSERT INTO crossings (id, person_id, document_index, direction, border_point, at, day,"
         " decision, reasons, match_distance, match_threshold, figures, rule_set, visa_id,"
-        " accompanied_by, recorded_by, recorded_at, candidates, document_sealed, late)"
+        " accompanied_by, recorded_by, recorded_at, candidates, document_sealed, late,"
+        " live_image_sealed)"
         " VALUES (%(id)s, %(person_id)s, %(document_index)s, %(direction)s, %(border_point)s,"
         " %(at)s, %(day)s, %(decision)s, %(reasons)s, %(match_distance)s, %(match_threshold)s,"
         " %(figures)s, %(rule_set)s, %(visa_id)s, %(accompanied_by)s, %(recorded_by)s,"
-        " %(recorded_at)s, %(candidates)s, %(document_sealed)s, %(late)s)",
+        " %(recorded_at)s, %(candidates)s, %(document_sealed)s, %(late)s, %(live_image)s)",
         values,
+    )
+
+
+@dataclass(frozen=True)
+class SealedImage:
+    """A crossing's person (None when nobody is tied to it) and its sealed live capture
+    (None when it keeps none: admitted, or recorded before captures were kept)."""
+
+    person_id: UUID | None
+    live_image_sealed: bytes | None
+
+
+def sealed_image(conn: Conn, crossing_id: UUID) -> SealedImage | None:
+    """None when there is no such crossing."""
+    with conn.cursor(row_factory=class_row(SealedImage)) as cur:
+        return cur.execute(
+            "SELECT person_id, live_image_sealed FROM crossings WHERE id = %(id)s",
+            {"id": crossing_id},
+        ).fetchone()
+
+
+@dataclass(frozen=True)
+class SealedParts:
+    """What a crossing tied to no person holds sealed under a key of its own."""
+
+    id: UUID
+    resolution_note: bytes | None
+    live_image_sealed: bytes | None
+    document_sealed: bytes | None
+
+
+_SEALED_PARTS: Final = (
+    "SELECT id, resolution_note, live_image_sealed, document_sealed FROM crossings"
+)
+
+
+def sealed_parts(conn: Conn, crossing_id: UUID) -> SealedParts | None:
+    with conn.cursor(row_factory=class_row(SealedParts)) as cur:
+        return cur.execute(_SEALED_PARTS + " WHERE id = %(id)s", {"id": crossing_id}).fetchone()
+
+
+def unheld_admitted_parts(conn: Conn, document_index: bytes) -> list[SealedParts]:
+    """The sealed parts of the crossings admitted on the document while nobody held it
+    (the ones :func:`link` attaches) that hold anything sealed."""
+    with conn.cursor(row_factory=class_row(SealedParts)) as cur:
+        return cur.execute(
+            _SEALED_PARTS + " WHERE person_id IS NULL AND document_index = %(i)s"
+            " AND (decision = 'admit' OR outcome = 'admit') AND (resolution_note IS NOT NULL"
+            " OR live_image_sealed IS NOT NULL OR document_sealed IS NOT NULL)",
+            {"i": document_index},
+        ).fetchall()
+
+
+def reseal(conn: Conn, crossing_id: UUID, *, note: bytes | None, image: bytes | None) -> None:
+    """Replace a crossing's note and live capture with the same sealed under another key;
+    the MRZ kept for a link goes (the document is the person's once linked)."""
+    conn.execute(
+        "UPDATE crossings SET resolution_note = %(n)s, live_image_sealed = %(i)s,"
+        " document_sealed = NULL WHERE id = %(id)s",
+        {"id": crossing_id, "n": note, "i": image},
     )
 
 

@@ -46,6 +46,15 @@ class NotFound(BorderError):
         self.resource = resource
 
 
+class NoLongerHeld(NotFound):
+    """A record whose sealed contents were crypto-shredded (an erasure took its key): it
+    is answered like one never held, and the detail says so plainly."""
+
+    def __init__(self, resource: str, resource_id: object) -> None:
+        BorderError.__init__(self, f"the {resource} {resource_id} is no longer held")
+        self.resource = resource
+
+
 class RouteNotFound(BorderError):
     code = "not_found"
     status = 404

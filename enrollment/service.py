@@ -14,7 +14,7 @@ from audit import service as audit_service
 from core import crypto
 from core.auth import Principal
 from core.db import Conn, transaction
-from core.errors import BorderError, Forbidden, InvalidRequest, NotFound
+from core.errors import BorderError, Forbidden, InvalidRequest, NoLongerHeld, NotFound
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
 from enrollment import indexes, models, store
@@ -409,6 +409,44 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
         visas=visas,
         guardians=links,
     )
+
+
+# Who may see a person's enrolled photos (DESIGN §11): consular staff and officers.
+_IMAGE_ROLES = frozenset({"consular", "officer"})
+
+
+def capture_image(
+    rt: Runtime, principal: Principal, person_id: UUID, capture_id: UUID | None = None
+) -> tuple[UUID, bytes]:
+    """An enrolled photo of the person, the bytes as enrolled (JPEG or PNG), with its
+    capture id: capture ``capture_id``, or the most recent when None (the photo shown
+    beside a dedup or identify candidate). Consular staff and officers only; every view
+    audited. NotFound for an unknown or erased person (erasure deletes the captures and
+    shreds the key) or a capture that is not theirs."""
+    if principal.role not in _IMAGE_ROLES:
+        raise Forbidden("only consular staff and officers see a person's photos")
+    with transaction(rt.pool) as conn:
+        if store.get_person(conn, person_id) is None:
+            raise NotFound("person", person_id)
+        found = store.capture_image(conn, person_id, capture_id)
+        if found is None and capture_id is not None:
+            raise NotFound("capture of this person", capture_id)
+        if found is None:
+            raise NotFound("capture of person", person_id)
+        key = rt.keys.data_key(conn, person_id)
+        if key is None:
+            raise NoLongerHeld("photo of person", person_id)
+        image = crypto.unseal(key, found.image, crypto.aad("captures", "image", found.id))
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "captures.image.read",
+            resource_type="person",
+            resource_id=person_id,
+            detail={"capture_id": str(found.id)},
+        )
+    return found.id, image
 
 
 def erase(rt: Runtime, bio: Biometrics, principal: Principal, person_id: UUID) -> None:

@@ -181,6 +181,27 @@ def captures_of(conn: Conn, person_id: UUID) -> list[CaptureRow]:
         ).fetchall()
 
 
+@dataclass(frozen=True)
+class SealedImage:
+    id: UUID
+    image: bytes
+
+
+def capture_image(conn: Conn, person_id: UUID, capture_id: UUID | None) -> SealedImage | None:
+    """The person's capture ``capture_id`` with its sealed image, or their most recent
+    capture when ``capture_id`` is None; None when there is none."""
+    with conn.cursor(row_factory=class_row(SealedImage)) as cur:
+        if capture_id is None:
+            return cur.execute(
+                "SELECT id, image FROM captures WHERE person_id = %(p)s ORDER BY seq DESC LIMIT 1",
+                {"p": person_id},
+            ).fetchone()
+        return cur.execute(
+            "SELECT id, image FROM captures WHERE person_id = %(p)s AND id = %(c)s",
+            {"p": person_id, "c": capture_id},
+        ).fetchone()
+
+
 def templates_of(conn: Conn, person_id: UUID) -> list[SealedTemplate]:
     with conn.cursor(row_factory=class_row(SealedTemplate)) as cur:
         return cur.execute(

@@ -1241,7 +1241,9 @@ def test_every_json_body_refuses_unknown_fields() -> None:
 
 
 def one_crossing(env: Env, mrz: str, image: bytes) -> Response:
-    """A kiosk crossing that must write one crossing and its audit event, nothing else."""
+    """A kiosk crossing, referred and tied to nobody, that must write one crossing, the key
+    of its own its live capture is sealed with (DESIGN §11), and its audit event, nothing
+    else."""
     parts = (
         Part("mrz", mrz.encode()),
         Part("direction", b"entry"),
@@ -1253,8 +1255,11 @@ def one_crossing(env: Env, mrz: str, image: bytes) -> Response:
     response = env.send(case, "kiosk")
     after = env.snapshot()
     changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
-    assert set(changed) == {"crossings"}, f"{response.text[:300]}: changed {sorted(changed)}"
+    assert set(changed) == {"crossings", "data_keys"}, (
+        f"{response.text[:300]}: changed {sorted(changed)}"
+    )
     assert after["crossings"][0] == before["crossings"][0] + 1
+    assert after["data_keys"][0] == before["data_keys"][0] + 1
     events = env.audit_after(seq)
     assert [(a, o) for _, a, o, _ in events] == [("crossings.create", "ok")]
     return response
