@@ -43,10 +43,15 @@ class Principal:
     role: str
     border_point: str | None
     purpose: str | None
+    # A staff member signed in to the console (DESIGN §11); then client_id is None.
+    user_id: UUID | None = None
 
     @property
     def actor(self) -> str:
-        """The API client's id, or ``cli:<uid>`` for an operator at the command line."""
+        """The API client's id, ``user:<id>`` for a staff member in the console, or
+        ``cli:<uid>`` for an operator at the command line."""
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
         return f"cli:{os.getuid()}" if self.client_id is None else str(self.client_id)
 
 

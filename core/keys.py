@@ -86,6 +86,9 @@ class Keyring:
         # key: someone who can write the database but does not hold the master key cannot
         # make or alter one that is believed.
         self.row_mac_key = crypto.derive(root, "row-mac")
+        # A console session's CSRF token is a MAC of its session token under this key, so
+        # it needs no storage and is worthless without the session cookie it belongs to.
+        self.csrf_key = crypto.derive(root, "console-csrf")
 
     @classmethod
     def open(cls, conn: Conn, settings: Settings) -> "Keyring":

@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     kiosk_max_backdate_h: float = Field(
         default=72.0, ge=0, description="how far back a kiosk's `at` may lie, in hours"
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="where staff reach the service (behind the TLS proxy): activation links "
+        "start with it",
+    )
+    session_idle_s: float = Field(
+        default=900.0, gt=0, description="a console session ends after this long unused"
+    )
+    session_max_s: float = Field(
+        default=28_800.0, gt=0, description="a console session ends this long after sign-in"
+    )
     owner_database_url: SecretStr | None = Field(
         default=None,
         description="the schema owner's URL, for `border db migrate` (and `serve` when set)",
