@@ -28,7 +28,14 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> models.AuditPage:
     filters = audit_store.Filters(
-        actor, action, resource_id, request_id, since, until, after_seq, limit
+        actor=actor,
+        action=action,
+        resource_id=resource_id,
+        request_id=request_id,
+        since=since,
+        until=until,
+        after_seq=after_seq,
+        limit=limit,
     )
     events = audit_service.find(rt.pool, rt.keys, principal, filters)
     return models.AuditPage(

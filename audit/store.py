@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import kwargs_row
 from psycopg.types.json import Jsonb
 
@@ -21,9 +22,15 @@ class Filters:
     action: str | None = None
     resource_id: str | None = None
     request_id: str | None = None
+    outcome: str | None = None
+    # A person: the events about them (resource_id) and those naming them in detail.
+    person_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     after_seq: int = 0
+    # Newest first (the console): events before this seq, highest first.
+    before_seq: int | None = None
+    newest_first: bool = False
     limit: int = 100
 
 
@@ -93,23 +100,34 @@ def _stored(
 
 
 def find(conn: Conn, filters: Filters) -> list[StoredEvent]:
+    order = sql.SQL("DESC" if filters.newest_first else "ASC")
+    query = sql.SQL(
+        "SELECT seq, at, actor, role, action, resource_type, resource_id, purpose, outcome,"
+        " detail, request_id, prev_hash, hash FROM audit_events WHERE seq > %(after_seq)s"
+        " AND (%(before_seq)s::bigint IS NULL OR seq < %(before_seq)s)"
+        " AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
+        " AND (%(action)s::text IS NULL OR action = %(action)s)"
+        " AND (%(resource_id)s::text IS NULL OR resource_id = %(resource_id)s)"
+        " AND (%(request_id)s::text IS NULL OR request_id = %(request_id)s)"
+        " AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s)"
+        " AND (%(person_id)s::text IS NULL OR resource_id = %(person_id)s"
+        "      OR detail->>'person_id' = %(person_id)s)"
+        " AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"
+        " ORDER BY seq {order} LIMIT %(limit)s"
+    ).format(order=order)
     with conn.cursor(row_factory=kwargs_row(_stored)) as cur:
         return cur.execute(
-            "SELECT seq, at, actor, role, action, resource_type, resource_id, purpose, outcome,"
-            " detail, request_id, prev_hash, hash FROM audit_events WHERE seq > %(after_seq)s"
-            " AND (%(actor)s::text IS NULL OR actor = %(actor)s)"
-            " AND (%(action)s::text IS NULL OR action = %(action)s)"
-            " AND (%(resource_id)s::text IS NULL OR resource_id = %(resource_id)s)"
-            " AND (%(request_id)s::text IS NULL OR request_id = %(request_id)s)"
-            " AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)"
-            " AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"
-            " ORDER BY seq LIMIT %(limit)s",
+            query,
             {
                 "after_seq": filters.after_seq,
+                "before_seq": filters.before_seq,
                 "actor": filters.actor,
                 "action": filters.action,
                 "resource_id": filters.resource_id,
                 "request_id": filters.request_id,
+                "outcome": filters.outcome,
+                "person_id": filters.person_id,
                 "since": filters.since,
                 "until": filters.until,
                 "limit": filters.limit,

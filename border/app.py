@@ -30,8 +30,9 @@ import psycopg
 import psycopg_pool
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
-from border import crossing_api, models
+from border import console, crossing_api, models
 from border.schema import migration_dirs
 from core import auth, logs, migrate
 from core.auth import Principal, authenticate
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 
 V1 = "/v1"
+CONSOLE = console.web.PREFIX
 
 
 class State(TypedDict):
@@ -105,9 +107,13 @@ def _app_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def _under_v1(scope: Scope) -> bool:
+def _under(scope: Scope, prefix: str) -> bool:
     path = _app_path(scope)
-    return path == V1 or path.startswith(V1 + "/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _under_v1(scope: Scope) -> bool:
+    return _under(scope, V1)
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -215,7 +221,7 @@ def _caller(request: Request) -> Principal:
     return principal if principal is not None else authenticate(request)
 
 
-def _error_response(request: Request, exc: BorderError) -> JSONResponse:
+def _error_response(request: Request, exc: BorderError) -> Response:
     # A request refused before its body was read was routed without it: whatever the
     # empty body led to, the answer is the refusal.
     exc = _guard_refusal(request) or exc
@@ -227,10 +233,19 @@ def _error_response(request: Request, exc: BorderError) -> JSONResponse:
     headers = None
     if isinstance(exc, RateLimited) or "retry_after_s" in exc.extra:
         headers = {"Retry-After": str(max(1, round(float(exc.extra.get("retry_after_s", 1)))))}
+    if _under(request.scope, CONSOLE):
+        page = console.web.error_page(request, exc)
+        page.headers.update(headers or {})
+        return page
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-def _border_error(request: Request, exc: Exception) -> JSONResponse:
+def _sign_in_needed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, console.web.SignInNeeded)
+    return console.web.sign_in_redirect(exc.next_path)
+
+
+def _border_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BorderError)
     return _error_response(request, exc)
 
@@ -291,7 +306,7 @@ def _field(err: Any) -> str:
     return names[-1] if names else ""
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     refusal = _access_refusal(request)
     if refusal is not None:
@@ -311,7 +326,7 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return _error_response(request, RouteNotFound("no such route"))
@@ -325,7 +340,7 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error_response(request, InvalidRequest("the request body could not be read"))
 
 
-def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+def _bad_data(request: Request, exc: Exception) -> Response:
     """Values the store or the calendar cannot take (a NUL in text, a date past year 9999)
     are the caller's error, refused like any other bad input."""
     log.info("bad data refused: %s", type(exc).__name__)
@@ -334,7 +349,7 @@ def _bad_data(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _store_down(request: Request, exc: Exception) -> JSONResponse:
+def _store_down(request: Request, exc: Exception) -> Response:
     log.warning("store unavailable: %s", type(exc).__name__)
     return _error_response(
         request, Unavailable("the records store is unavailable; retry in a few seconds")
@@ -351,13 +366,24 @@ _SECURITY_HEADERS = (
 )
 
 
+# The console's pages load their own script, style and images and nothing else: no inline
+# script or style, no other origin, no framing, forms posted only here.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 def _secure(message: Message, scope: Scope) -> None:
     """The security headers on a response (see the module docstring); a response may set
-    its own, except that a /v1 one is never stored."""
+    its own, except that a /v1 or console one is never stored, and a console one has the
+    console's CSP."""
     headers = MutableHeaders(scope=message)
+    if _under(scope, CONSOLE):
+        headers["content-security-policy"] = CONSOLE_CSP
     for name, value in _SECURITY_HEADERS:
         headers.setdefault(name, value)
-    if _under_v1(scope):
+    if _under_v1(scope) or _under(scope, CONSOLE):
         headers["cache-control"] = "no-store"
 
 
@@ -692,7 +718,13 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         body, content_type = metrics.render()
         return PlainTextResponse(body, media_type=content_type)
 
+    app.include_router(console.router, prefix=CONSOLE)
+    app.mount(
+        CONSOLE + "/static", StaticFiles(directory=console.web.HERE / "static"), name="static"
+    )
+
     handlers: dict[Any, Any] = {
+        console.web.SignInNeeded: _sign_in_needed,
         BorderError: _border_error,
         RequestValidationError: _validation_error,
         StarletteHTTPException: _http_error,

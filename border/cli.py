@@ -425,6 +425,104 @@ def clients_seal(
     typer.echo(f"{len(done)} clients sealed")
 
 
+users = typer.Typer(help="Staff accounts for the console.", no_args_is_help=True)
+app.add_typer(users, name="users")
+
+
+@users.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="2-64 lower-case letters, digits, . _ -")],
+    role: Annotated[str, typer.Option(help="consular, officer, auditor or admin.")],
+    border_point: Annotated[
+        str | None, typer.Option(help="The border point the user works at.")
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from stdin (one line) and activate at once: for demos, "
+            "tests and scripts. Prints the TOTP URI instead of an activation link.",
+        ),
+    ] = False,
+) -> None:
+    """Create a staff account. Its one-time activation link (72 h), through which the
+    person sets their own password and authenticator, is printed alone on the last line."""
+    from border import users as user_service
+    from core import auth
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with _runtime() as rt:
+        created = user_service.create(
+            rt,
+            auth.command_line("users create"),
+            username=username,
+            role=role,
+            border_point=border_point,
+            password=password,
+        )
+    user = created.user
+    if created.totp_uri is not None:
+        typer.echo(
+            f"user {user.username} ({user.role}) created and active. The account is marked "
+            "admin-provisioned: you chose its password. Its TOTP provisioning URI, shown once:"
+        )
+        typer.echo(created.totp_uri)
+        return
+    typer.echo(
+        f"user {user.username} ({user.role}) created, pending. Send them this one-time "
+        "activation link (valid 72 h), shown once:"
+    )
+    typer.echo(created.activation_url)
+
+
+@users.command("list")
+def users_list() -> None:
+    """List staff accounts (never passwords or secrets)."""
+    from border import users as user_service
+    from core import auth
+
+    with _runtime() as rt:
+        rows = user_service.list_users(rt, auth.command_line("users list"))
+    typer.echo(
+        f"{'username':<24}  {'role':<8}  {'border point':<12}  {'status':<8}  "
+        f"{'admin-provisioned':<17}  created"
+    )
+    for user in rows:
+        typer.echo(
+            f"{user.username:<24}  {user.role:<8}  {user.border_point or '-':<12}  "
+            f"{user.status:<8}  {'yes' if user.admin_provisioned else 'no':<17}  "
+            f"{user.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+@users.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account for good: its sessions end at once."""
+    from border import users as user_service
+    from core import auth
+
+    with _runtime() as rt:
+        user = user_service.disable(rt, auth.command_line("users disable"), username)
+    typer.echo(f"user {user.username} disabled; their sessions are ended")
+
+
+@users.command("reset-totp")
+def users_reset_totp(username: str) -> None:
+    """Replace a lost authenticator: the sessions end and the account is pending again
+    until its holder enrols a new one through the link printed alone on the last line (the
+    password stays)."""
+    from border import users as user_service
+    from core import auth
+
+    with _runtime() as rt:
+        created = user_service.reset_totp(rt, auth.command_line("users reset-totp"), username)
+    typer.echo(
+        f"user {created.user.username}: authenticator reset, sessions ended. Send them this "
+        "one-time link (valid 72 h) to enrol a new one, shown once:"
+    )
+    typer.echo(created.activation_url)
+
+
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Add a master key version (or take the newest in BORDER_MASTER_KEY) and re-wrap every
@@ -613,13 +711,24 @@ def demo(
         typer.Option(help="Folder of the sample photos (default: the project's samples/faces)."),
     ] = None,
     keep: Annotated[bool, typer.Option(help="Keep the fresh data directory afterwards.")] = False,
+    console: Annotated[
+        bool,
+        typer.Option(
+            help="Afterwards, keep the store and serve the staff console with a sign-in per role."
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="The console's port (with --console).")] = 8000,
 ) -> None:
     """A day at a border post on the embedded defaults: enrollments, visas, kiosk
     crossings, an officer's resolutions, overstayers, and the audit-chain check."""
     from border import demo as demo_module
 
+    if console:
+        _port_free("127.0.0.1", port)
     try:
-        code = demo_module.run(data_dir=data_dir, faces=faces, keep=keep)
+        code = demo_module.run(
+            data_dir=data_dir, faces=faces, keep=keep, console_port=port if console else None
+        )
     except demo_module.MissingPhotos as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code)

@@ -26,12 +26,13 @@ with warnings.catch_warnings():
 
 from border import models, service
 from border.app import create_app
+from border.schema import migration_dirs
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings
 from visa.mrz import format_td3
 
-PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "lin-manuel-miranda.png")
+PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "lin-manuel-miranda.png")
 POINT = "UTO-AIR-1"
 WIDTHS = (16, 26, 5, 8, 0)
 
@@ -178,7 +179,15 @@ def _keys(settings: Settings, client: TestClient) -> dict[str, str]:
     return keys
 
 
-def run(*, data_dir: Path | None = None, faces: Path | None = None, keep: bool = False) -> int:
+def run(
+    *,
+    data_dir: Path | None = None,
+    faces: Path | None = None,
+    keep: bool = False,
+    console_port: int | None = None,
+) -> int:
+    """Play the day; with ``console_port``, keep the store, leave one referral open and
+    serve the console on that port of 127.0.0.1 with a sign-in for each role."""
     faces = faces or default_faces()
     missing = [p for p in PHOTOS if not (faces / p).is_file()]
     if missing:
@@ -186,14 +195,56 @@ def run(*, data_dir: Path | None = None, faces: Path | None = None, keep: bool =
             f"the demo needs the sample photos {', '.join(missing)} in {faces}; "
             "pass --faces DIR to point at the folder that holds them"
         )
-    with _data_dir(data_dir, keep) as folder:
+    with _data_dir(data_dir, keep or console_port is not None) as folder:
         # Never the configured store or key: the demo plays on its own embedded defaults.
         settings = Settings(
             data_dir=folder, database_url=None, master_key=None, log_level="WARNING"
         )
         print(f"Border demo: embedded PostgreSQL and keys in {folder}")
         with TestClient(create_app(settings)) as client:
-            return _play(Demo(client, faces, _keys(settings, client)))
+            demo = Demo(client, faces, _keys(settings, client))
+            code = _play(demo)
+            if console_port is None or code != 0:
+                return code
+            _leave_a_referral(demo)
+        _serve_console(settings, console_port)
+        return code
+
+
+def _leave_a_referral(demo: Demo) -> None:
+    """One referral left open for the officer's queue in the console."""
+    joe = Traveller("Joe Sample", "biden.jpg", "KEN", "KE7654321", date(1962, 11, 20))
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    demo.cross("someone else on Joe's passport, left for the console", joe, "obama3.jpg",
+               "entry", at)  # fmt: skip
+
+
+def _serve_console(settings: Settings, port: int) -> None:
+    """A sign-in for each staff role (admin-provisioned, as `border users create
+    --password-stdin` makes them), then the service with its console until Ctrl-C."""
+    import secrets
+
+    import uvicorn
+
+    from border import users
+
+    rt = Runtime.start(settings, migration_dirs())
+    try:
+        print("\nconsole sign-ins (admin-provisioned demo accounts; add the TOTP key to an")
+        print("authenticator app, or: python -c \"import pyotp; print(pyotp.TOTP('KEY').now())\")")
+        for role in users.STAFF_ROLES:
+            password = secrets.token_urlsafe(12)
+            created = users.create(
+                rt, auth.command_line("demo"), username=f"demo.{role}", role=role,
+                border_point=POINT if role == "officer" else None, password=password,
+            )  # fmt: skip
+            secret = (created.totp_uri or "").split("secret=")[1].split("&")[0]
+            print(f"  {role:<9} username demo.{role:<10} password {password}  TOTP key {secret}")
+    finally:
+        rt.close()
+    print(f"\nthe console: http://127.0.0.1:{port}/console/  (Ctrl-C ends it; the data stay in")
+    print(f"{settings.data_dir})")
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
 def _play(demo: Demo) -> int:
