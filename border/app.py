@@ -242,7 +242,7 @@ def _error_response(request: Request, exc: BorderError) -> Response:
 
 def _sign_in_needed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, console.web.SignInNeeded)
-    return console.web.sign_in_redirect(exc.next_path)
+    return console.web.sign_in_redirect(request, exc.next_path)
 
 
 def _border_error(request: Request, exc: Exception) -> Response:

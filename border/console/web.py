@@ -172,8 +172,13 @@ def redirect(path: str) -> RedirectResponse:
     )
 
 
-def sign_in_redirect(next_path: str) -> RedirectResponse:
-    return RedirectResponse(f"{PREFIX}/login?next={quote(next_path, safe='')}", status_code=303)
+def sign_in_redirect(request: Request, next_path: str) -> Response:
+    """To sign-in, and back here afterwards. A request htmx made is told to load the
+    sign-in page whole (``HX-Redirect``), not to swap it into the page."""
+    target = f"{PREFIX}/login?next={quote(next_path, safe='')}"
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 def error_page(request: Request, exc: BorderError) -> Response:

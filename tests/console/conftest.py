@@ -173,7 +173,12 @@ def check_accessibility(page: Page) -> None:
         + ".then(r => JSON.stringify(r.violations))"
     )
     bad = [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:200] for n in v["nodes"][:3]]}
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "nodes": [n["html"][:200] for n in v["nodes"][:3]],
+            "why": [n.get("failureSummary", "")[:300] for n in v["nodes"][:1]],
+        }
         for v in json.loads(found)
         if v["impact"] in ("serious", "critical")
     ]

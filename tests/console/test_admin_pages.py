@@ -83,3 +83,5 @@ class TestApiReference:
         follow(page, "API reference")
         expect(page.get_by_text("/v1/crossings").first).to_be_visible(timeout=15_000)
         assert [u for u in outside if not u.startswith("data:")] == []
+        check_accessibility(page)
+        screenshot(page, "api-reference")

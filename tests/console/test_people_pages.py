@@ -176,9 +176,16 @@ class TestSearch:
         person_id = enroll(live, mrz=td3(number="X1234567", surname="LINDQVIST"))
         signed_in("consular")
         follow(page, "Search")
+        # htmx swaps the page's content in place (and the address follows the search).
+        asked: list[dict[str, str]] = []
+        page.on(
+            "request", lambda r: asked.append(r.headers) if "/console/search?" in r.url else None
+        )
         page.get_by_label("Document").fill("UTO:X1234567")
         page.get_by_role("button", name="Search").click()
         expect(page.get_by_role("link", name=f"Person {person_id}")).to_be_visible()
+        assert [h.get("hx-request") for h in asked] == ["true"]
+        assert "document=UTO%3AX1234567" in page.url
         check_accessibility(page)
         page.goto("/console/search")
         page.get_by_label("Surname").fill("Lindqvist")
@@ -188,4 +195,8 @@ class TestSearch:
         expect(page.get_by_role("link", name=f"Person {person_id}")).to_be_visible()
         page.goto("/console/search?document=UTO:NOBODY1")
         expect(page.get_by_role("status")).to_have_text("No person matches.")
+        response = page.goto("/console/search?surname=X&birth_date=12.08.1974")
+        assert response is not None
+        assert response.status == 422
+        expect(page.locator("#f-birth_date-error")).to_have_text("a date is written YYYY-MM-DD")
         assert UUID(str(person_id))
