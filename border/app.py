@@ -103,7 +103,10 @@ def _route_name(scope: Scope) -> str:
 
 
 def _app_path(scope: Scope) -> str:
-    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    """The path within this app. A mount (the console's static files) extends
+    ``root_path`` as it routes; ``app_root_path`` keeps the app's own."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("app_root_path", scope.get("root_path", "")))
     return path[len(root) :] if root and path.startswith(root) else path
 
 
@@ -524,6 +527,16 @@ def _admit(request: Request) -> BorderError | None:
     return None
 
 
+def _console_post_without_session(scope: Scope, request: Request) -> bool:
+    """A form post to the console with no session cookie, but for signing in and
+    activating an account, which come before any session."""
+    if scope["method"] != "POST" or not _under(scope, CONSOLE):
+        return False
+    path = _app_path(scope)
+    opening = path == CONSOLE + "/login" or path.startswith(CONSOLE + "/activate/")
+    return not opening and console.web.COOKIE not in request.cookies
+
+
 class RequestGuard:
     """Pure ASGI middleware: the key is checked, and the body limited, before any of the
     body is read (DESIGN §14).
@@ -545,6 +558,10 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if _console_post_without_session(scope, request):
+            # Like a /v1 key, a console session is checked before any of the body is read.
+            await console.web.sign_in_redirect(request, _app_path(scope))(scope, receive, send)
+            return
         refusal = await run_in_threadpool(_admit, request) if _under_v1(scope) else None
         if refusal is None and _declared_length(scope) > self.limit:
             refusal = _body_too_large(self.limit)

@@ -9,7 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from enrollment import models as enrollment_models
 
-Role = Literal["kiosk", "officer", "consular", "auditor", "admin"]
+Role = Literal["kiosk", "officer", "consular", "auditor", "admin", "statistician", "dpo"]
 
 
 class Health(BaseModel):

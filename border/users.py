@@ -25,7 +25,7 @@ import psycopg
 import pyotp
 
 from audit import service as audit_service
-from core import crypto
+from core import auth, crypto
 from core import users_store as store
 from core.auth import Principal
 from core.db import Conn, transaction
@@ -35,7 +35,7 @@ from core.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-STAFF_ROLES = ("consular", "officer", "auditor", "admin")
+STAFF_ROLES = ("consular", "officer", "auditor", "admin", "statistician", "dpo")
 ACTIVATION_VALID = timedelta(hours=72)
 LOCK_FAILURES = 5
 LOCK_WINDOW = timedelta(minutes=15)
@@ -47,7 +47,6 @@ ISSUER = "Border"
 _USERNAME = re.compile(r"^[a-z0-9._-]{2,64}$")
 _BORDER_POINT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CODE = re.compile(r"^[0-9]{6}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TABLE = "users"
 # One answer whatever failed, so a guess learns nothing about which part was wrong.
 _WRONG = "the username, password or one-time code is wrong"
@@ -581,6 +580,15 @@ def sign_in(rt: Runtime, *, username: str, password: str, code: str, address: st
     """
     name = username.strip().lower()
     key = failure_key(name, address)
+    # Every attempt costs a password hash: an address that keeps failing, whatever the
+    # usernames it tries, waits (the service's authentication throttle, DESIGN §14).
+    throttled = f"sign-in:{address}"
+    wait = rt.throttle.retry_after(throttled)
+    if wait is not None:
+        raise RateLimited(
+            f"too many failed sign-ins from this address; retry in {wait:.0f} s",
+            retry_after_s=round(wait, 1),
+        )
     now = _now()
     with transaction(rt.pool) as conn:
         store.lock_failures(conn, key)
@@ -601,6 +609,7 @@ def sign_in(rt: Runtime, *, username: str, password: str, code: str, address: st
                 return session
             refusal = Unauthorized(_WRONG)
             _note_failure(conn, rt.keys, key, row, address, now)
+    rt.throttle.failed(throttled)
     raise refusal
 
 
@@ -616,7 +625,8 @@ def _try_sign_in(
     # The password is checked (against a dummy for an unknown user) whatever else is
     # wrong, so the time taken tells nothing.
     stored_hash = row.password_hash if row is not None else None
-    if row is None or not _password_ok(stored_hash or _dummy_hash(), password):
+    password_ok = _password_ok(stored_hash or _dummy_hash(), password)
+    if row is None or not password_ok:
         return None
     # Read again under the row's lock, only now (a guess holds no lock through its hash):
     # two sign-ins racing with one code from two addresses must not both use it.
@@ -823,9 +833,10 @@ def set_purpose(rt: Runtime, session: Session, person_id: UUID, purpose: str) ->
     """Record why the user opens this person (a case reference), for the rest of the
     session; giving another replaces it."""
     text = purpose.strip()
-    if not 1 <= len(text) <= 200 or _CONTROL.search(text):
+    if not auth.PURPOSE.match(text):
         raise InvalidRequest(
-            "a purpose is 1 to 200 characters on one line (a case reference)", field="purpose"
+            "a purpose is a case reference: 1 to 200 letters, digits, spaces and . , : / ( ) ' -",
+            field="purpose",
         )
     with transaction(rt.pool) as conn:
         store.set_purpose(conn, session.id, person_id, text, _now())

@@ -41,6 +41,28 @@ BorderPoint = Annotated[
 ]
 
 
+class Statistics(BaseModel):
+    """``[statistics]`` (DESIGN §12): a cell counting fewer than ``min_cell`` crossings is
+    published as suppressed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_cell: Annotated[int, Field(strict=True, ge=1, le=1000)] = 5
+
+
+class Retention(BaseModel):
+    """``[retention]`` (DESIGN §12): how long a person's file is kept after their last
+    crossing, by what it holds; host nationals' captures and crossings go after days."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    crossing_years: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
+    overstayer_years: Annotated[int, Field(strict=True, ge=1, le=100)] = 5
+    refusal_years: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
+    national_capture_days: Annotated[int, Field(strict=True, ge=0, le=36_500)] = 1
+    national_crossing_days: Annotated[int, Field(strict=True, ge=0, le=36_500)] = 1
+
+
 class Policy(BaseModel):
     """The rules in force. ``rule_set`` is recorded with every decision taken under them.
 
@@ -51,6 +73,9 @@ class Policy(BaseModel):
     ``border_points`` (optional, default none): the border points the state runs, as API
     clients name them. The metrics label crossings with these names, any other as
     ``other``, so that no caller can add series.
+
+    ``[statistics]`` and ``[retention]`` (optional tables, defaults as DESIGN §12 gives
+    them): see :class:`Statistics` and :class:`Retention`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -63,6 +88,8 @@ class Policy(BaseModel):
     visa_exempt: tuple[IcaoCode, ...]
     min_document_validity_days: NonNegativeDays = 90
     border_points: tuple[BorderPoint, ...] = ()
+    statistics: Statistics = Statistics()
+    retention: Retention = Retention()
 
     @model_validator(mode="after")
     def _allowance_fits_window(self) -> Self:

@@ -111,10 +111,18 @@ def issue_visa(rt: Runtime, principal: Principal, body: models.VisaIn) -> models
     return _record(row)
 
 
-def revoke_visa(rt: Runtime, principal: Principal, visa_id: UUID) -> models.VisaRecord:
+def revoke_visa(
+    rt: Runtime, principal: Principal, visa_id: UUID, *, person_id: UUID | None = None
+) -> models.VisaRecord:
     """Revoke a visa. Idempotent: revoking a revoked visa changes nothing and returns it
-    with its first revocation's time and author, so a client may safely retry."""
+    with its first revocation's time and author, so a client may safely retry. With
+    ``person_id`` (the console, which revokes from a person's page), a visa of anyone else
+    is not found."""
     with transaction(rt.pool) as conn:
+        if person_id is not None:
+            held = store.get_visa(conn, visa_id)
+            if held is None or held.person_id != person_id:
+                raise NotFound("visa", visa_id)
         row = store.revoke_visa(conn, visa_id, principal.actor, datetime.now(UTC))
         already = row is None
         if row is None:
@@ -136,6 +144,12 @@ def revoke_visa(rt: Runtime, principal: Principal, visa_id: UUID) -> models.Visa
 def visas_of(conn: Conn, person_id: UUID) -> list[models.VisaOut]:
     """A person's visas, oldest first, in the caller's transaction; the caller audits."""
     return [_out(row) for row in store.visas_of(conn, person_id)]
+
+
+def delete_visas_of(conn: Conn, person_id: UUID) -> int:
+    """Delete the person's visas in the caller's transaction (retention erases the whole
+    file, DESIGN §12; their crossings go first); the caller audits. How many."""
+    return store.delete_visas_of(conn, person_id)
 
 
 def visa_facts(conn: Conn, person_id: UUID, *, at: datetime | None = None) -> list[rules.Visa]:

@@ -10,13 +10,13 @@ from pydantic import ValidationError
 
 from border import models, service, users
 from border.console import web
+from core import auth
 from core.errors import BorderError
 
 router = APIRouter()
 
 Admin = Annotated[web.Staff, Depends(web.role("admin"))]
 AdminPost = Annotated[web.Staff, Depends(web.posting("admin"))]
-ROLES = ("kiosk", "officer", "consular", "auditor", "admin")
 
 
 def _clients_page(
@@ -35,7 +35,7 @@ def _clients_page(
         status_code=status_code,
         title="API clients",
         clients=service.list_clients(staff.rt, staff.principal()),
-        roles=ROLES,
+        roles=auth.ROLES,
         created=created,
         form=form or {},
         errors=errors or {},

@@ -4,7 +4,7 @@ verification, CSV export) and the access report for one person."""
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
@@ -44,8 +44,8 @@ class LogQuery:
             action=self.action.strip() or None,
             person_id=_person(self.person),
             outcome=self.outcome.strip() or None,
-            since=_day(self.since, "since"),
-            until=_day(self.until, "until", end=True),
+            since=_day(self.since, "from"),
+            until=_day(self.until, "to", end=True),
             before_seq=before,
             newest_first=True,
             limit=limit,
@@ -77,10 +77,10 @@ def _day(text: str, field: str, *, end: bool = False) -> datetime | None:
         return None
     try:
         day = date.fromisoformat(text)
-    except ValueError:
+        moment = datetime.combine(day, time.min, tzinfo=UTC)
+        return moment + timedelta(days=1) if end else moment
+    except (ValueError, OverflowError):
         raise InvalidRequest("a date is written YYYY-MM-DD", field=field) from None
-    moment = datetime.combine(day, time.min).astimezone()
-    return moment + timedelta(days=1) if end else moment
 
 
 def _query(
@@ -149,9 +149,10 @@ def audit_csv(staff: Auditor, query: Filters) -> Response:
     )  # fmt: skip
     for e in events:
         writer.writerow(
-            [e.seq, e.at.isoformat(), e.actor, names.get(e.actor, ""), e.role or "", e.action,
-             e.resource_type or "", e.resource_id or "", e.purpose or "", e.outcome,
-             e.request_id or "", e.hash.hex()]
+            web.csv_cell(v)
+            for v in (e.seq, e.at.isoformat(), e.actor, names.get(e.actor), e.role, e.action,
+                      e.resource_type, e.resource_id, e.purpose, e.outcome, e.request_id,
+                      e.hash.hex())
         )  # fmt: skip
     return Response(
         out.getvalue(),

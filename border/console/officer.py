@@ -238,8 +238,9 @@ def overstayers_csv(staff: Officer, policy: PolicyDep) -> Response:
     )
     for o in found:
         writer.writerow(
-            [o.person_id, o.entry, o.authorised_until or "", o.overstay_days,
-             " ".join(o.limits_exceeded), o.visa_id or ""]
+            web.csv_cell(v)
+            for v in (o.person_id, o.entry, o.authorised_until, o.overstay_days,
+                      " ".join(o.limits_exceeded), o.visa_id)
         )  # fmt: skip
     return Response(
         out.getvalue(),

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from border import crossings, users
 from border.console import web
 from border.crossing_api import PolicyDep
-from core.errors import BorderError, InvalidRequest
+from core.errors import BorderError, Forbidden, InvalidRequest
 from enrollment import alerts, intake
 from enrollment import models as enrollment_models
 from enrollment import service as enrollment_service
@@ -29,36 +29,41 @@ ConsularPost = Annotated[web.Staff, Depends(web.posting("consular"))]
 
 
 @router.get("/search", name="console.search")
+def search_page(request: Request, staff: PeopleStaff) -> HTMLResponse:
+    return web.page(request, "search.html", staff, title="Search", form={}, found=None, errors={})
+
+
+@router.post("/search", name="console.search.submit")
 def search(
     request: Request,
-    staff: PeopleStaff,
-    document: Annotated[str, Query(max_length=30)] = "",
-    surname: Annotated[str, Query(max_length=100)] = "",
-    given_names: Annotated[str, Query(max_length=100)] = "",
-    birth_date: Annotated[str, Query(max_length=10)] = "",
+    staff: PeoplePost,
+    document: Annotated[str, Form(max_length=30)] = "",
+    surname: Annotated[str, Form(max_length=100)] = "",
+    given_names: Annotated[str, Form(max_length=100)] = "",
+    birth_date: Annotated[str, Form(max_length=10)] = "",
 ) -> HTMLResponse:
-    asked = any(v.strip() for v in (document, surname, given_names, birth_date))
+    """A search is posted: a name, a document number or a birth date never travels in an
+    address (which the browser's history and any proxy's log would keep)."""
     found: list[UUID] | None = None
     errors: dict[str, str] = {}
-    if asked:
+    try:
+        born = date.fromisoformat(birth_date.strip()) if birth_date.strip() else None
+    except ValueError:
+        errors["birth_date"] = "a date is written YYYY-MM-DD"
+    else:
         try:
-            born = date.fromisoformat(birth_date.strip()) if birth_date.strip() else None
-        except ValueError:
-            errors["birth_date"] = "a date is written YYYY-MM-DD"
+            result = enrollment_service.find_persons(
+                staff.rt,
+                staff.principal(),
+                document=document.strip() or None,
+                surname=surname.strip() or None,
+                given_names=given_names.strip() or None,
+                birth_date=born,
+            )
+        except InvalidRequest as refused:
+            errors[str(refused.extra.get("field") or "document")] = refused.detail
         else:
-            try:
-                result = enrollment_service.find_persons(
-                    staff.rt,
-                    staff.principal(),
-                    document=document.strip() or None,
-                    surname=surname.strip() or None,
-                    given_names=given_names.strip() or None,
-                    birth_date=born,
-                )
-            except InvalidRequest as refused:
-                errors[str(refused.extra.get("field") or "document")] = refused.detail
-            else:
-                found = [p.person_id for p in result.persons]
+            found = [p.person_id for p in result.persons]
     form = {
         "document": document,
         "surname": surname,
@@ -75,6 +80,15 @@ def search(
         found=found,
         errors=errors,
     )
+
+
+def _purpose(staff: web.Staff, person_id: UUID) -> str:
+    """The purpose this session gave for this person; without one, nothing of theirs is
+    read or changed."""
+    purpose = users.purpose_for(staff.rt, staff.session, person_id)
+    if purpose is None:
+        raise Forbidden("open the person's page and give the purpose of access first")
+    return purpose
 
 
 def _purpose_or_prompt(request: Request, staff: web.Staff, person_id: UUID) -> str | HTMLResponse:
@@ -158,19 +172,35 @@ def person(request: Request, person_id: UUID, staff: PeopleStaff, policy: Policy
 
 @router.get("/persons/{person_id}/captures/{capture_id}.jpg", name="console.capture")
 def capture_photo(person_id: UUID, capture_id: UUID, staff: PeopleStaff) -> Response:
-    """An enrolled photo: to consular staff and officers only, each view audited, never
-    cached (the console's responses are no-store)."""
-    purpose = users.purpose_for(staff.rt, staff.session, person_id)
+    """An enrolled photo on the person's page: to consular staff and officers only, under
+    the purpose given for the person, each view audited, never cached (the console's
+    responses are no-store)."""
     _, image = enrollment_service.capture_image(
-        staff.rt, staff.principal(purpose), person_id, capture_id
+        staff.rt, staff.principal(_purpose(staff, person_id)), person_id, capture_id
     )
     return web.image(image)
 
 
+# Where a person's latest photo is shown without their page being opened: beside a
+# referral, an identification's candidates, an enrollment's duplicate candidates. The view
+# is audited with the context as its purpose.
+PHOTO_CONTEXTS = {
+    "referral": "referral review",
+    "identify": "identification candidates",
+    "enrollment": "enrollment duplicate check",
+}
+
+
 @router.get("/persons/{person_id}/photo.jpg", name="console.photo")
-def latest_photo(person_id: UUID, staff: PeopleStaff) -> Response:
-    """The person's most recent photo (candidates, referrals)."""
-    purpose = users.purpose_for(staff.rt, staff.session, person_id)
+def latest_photo(
+    person_id: UUID,
+    staff: PeopleStaff,
+    context: Annotated[str, Query(alias="for", max_length=20)] = "",
+) -> Response:
+    """The person's most recent photo."""
+    purpose = users.purpose_for(staff.rt, staff.session, person_id) or PHOTO_CONTEXTS.get(context)
+    if purpose is None:
+        raise Forbidden("open the person's page and give the purpose of access first")
     _, image = enrollment_service.capture_image(staff.rt, staff.principal(purpose), person_id)
     return web.image(image)
 
@@ -196,7 +226,7 @@ def issue_visa(
         "entries": entries,
         "duration_of_stay_days": duration_of_stay_days,
     }
-    purpose = users.purpose_for(staff.rt, staff.session, person_id)
+    purpose = _purpose(staff, person_id)
     errors: dict[str, str] = {}
     try:
         body = visa_models.VisaIn.model_validate(
@@ -249,8 +279,8 @@ def _whole(text: str) -> int | str:
 
 @router.post("/persons/{person_id}/visas/{visa_id}/revoke", name="console.visas.revoke")
 def revoke_visa(person_id: UUID, visa_id: UUID, staff: ConsularPost) -> Response:
-    purpose = users.purpose_for(staff.rt, staff.session, person_id)
-    visa_service.revoke_visa(staff.rt, staff.principal(purpose), visa_id)
+    purpose = _purpose(staff, person_id)
+    visa_service.revoke_visa(staff.rt, staff.principal(purpose), visa_id, person_id=person_id)
     return web.redirect(f"/persons/{person_id}")
 
 
@@ -327,7 +357,7 @@ def watchlist(
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Put the person on the watchlist (a person alert of that category)."""
-    purpose = users.purpose_for(staff.rt, staff.session, person_id)
+    purpose = _purpose(staff, person_id)
     try:
         body = enrollment_models.PersonAlertIn.model_validate(
             {"kind": "person", "person_id": str(person_id), "category": category,

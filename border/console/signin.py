@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from border import users
 from border.console import web
 from core import auth
-from core.errors import BorderError, InvalidRequest
+from core.errors import BorderError, Forbidden, InvalidRequest
 from core.runtime import RuntimeDep
 
 router = APIRouter()
@@ -38,6 +38,21 @@ def _set_cookie(response: Response, session: users.Session, max_age_s: float) ->
     )
 
 
+def _cross_site(request: Request) -> bool:
+    """A sign-in posted from another site (login CSRF: a victim signed in to someone
+    else's account). Browsers say where a request comes from in ``Sec-Fetch-Site``, older
+    ones in ``Origin``."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    own = urlsplit(str(request.base_url))
+    given = urlsplit(origin)
+    return (given.scheme, given.netloc) != (own.scheme, own.netloc)
+
+
 @router.get("/login", name="console.login")
 def login_page(request: Request, next: str | None = None) -> HTMLResponse:
     return web.page(request, "login.html", None, title="Sign in", next=_safe_next(next))
@@ -53,6 +68,8 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     target = _safe_next(next)
+    if _cross_site(request):
+        raise Forbidden("sign in from the console's own sign-in page")
     try:
         session = users.sign_in(
             rt,

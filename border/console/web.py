@@ -79,10 +79,9 @@ class Staff:
 
 
 def _next_path(request: Request) -> str:
-    path = request.url.path
-    if request.url.query:
-        path += "?" + request.url.query
-    return path
+    """Where sign-in leads back to: the page, never its query (which may hold a name or a
+    document number, and would stay in the browser's history)."""
+    return request.url.path
 
 
 def signed_in(request: Request) -> Staff:
@@ -92,8 +91,10 @@ def signed_in(request: Request) -> Staff:
     if session is None:
         raise SignInNeeded(_next_path(request))
     staff = Staff(session, rt)
-    # Refusals and failures of this request are audited under the user.
+    # Refusals and failures of this request are audited under the user, and its error
+    # page is drawn for them without asking the store again.
     request.state.principal = staff.principal()
+    request.state.staff = staff
     return staff
 
 
@@ -183,11 +184,7 @@ def sign_in_redirect(request: Request, next_path: str) -> Response:
 
 def error_page(request: Request, exc: BorderError) -> Response:
     """A refusal raised in a console route, as a page (the API answers JSON)."""
-    staff: Staff | None = None
-    rt = getattr(request.state, "rt", None)
-    if rt is not None:
-        session = users.session(rt, request.cookies.get(COOKIE))
-        staff = Staff(session, rt) if session is not None else None
+    staff: Staff | None = getattr(request.state, "staff", None)
     titles: Mapping[int, str] = {
         403: "Not for your role",
         404: "Not found",
@@ -210,3 +207,13 @@ def error_page(request: Request, exc: BorderError) -> Response:
 def image(data: bytes) -> Response:
     """A stored photo as the browser should read it (JPEG or PNG, by its bytes)."""
     return Response(data, media_type=f"image/{intake.sniff(data)}")
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> str:
+    """A value for a CSV cell that a spreadsheet will not run: text that would start a
+    formula is quoted with a leading apostrophe."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA) else text

@@ -184,7 +184,7 @@ class TestCreate:
             ({"username": "has space"}, "username"),
             ({"username": "x" * 65}, "username"),
             ({"role": "kiosk"}, "role"),
-            ({"role": "statistician"}, "role"),
+            ({"role": "traveller"}, "role"),
             ({"border_point": "no spaces allowed"}, "border_point"),
             ({"password": "short"}, "password"),
             ({"password": "x" * 129}, "password"),
@@ -475,6 +475,23 @@ class TestLockout:
         self.fail(rt, 4)
         forget_steps(database_url, "officer.one")
         assert sign_in(rt, secret).user.username == "officer.one"
+
+    def test_an_address_spraying_usernames_waits_after_its_failure_budget(
+        self, rt: Runtime
+    ) -> None:
+        """Each attempt costs a password hash: one address trying many usernames is held
+        back by the service's throttle (10 failures a minute by default), whatever the
+        usernames; another address is not."""
+        secret = provisioned(rt)
+        for n in range(rt.settings.auth_max_failures):
+            with pytest.raises(Unauthorized):
+                users.sign_in(rt, username=f"guess.{n}", password="wrong password!",
+                              code="123456", address=HERE)  # fmt: skip
+        with pytest.raises(RateLimited) as refused:
+            users.sign_in(rt, username="guess.last", password="wrong password!",
+                          code="123456", address=HERE)  # fmt: skip
+        assert "from this address" in refused.value.detail
+        assert sign_in(rt, secret, address=ELSEWHERE).user.username == "officer.one"
 
     def test_unknown_usernames_lock_alike(self, rt: Runtime) -> None:
         for _ in range(5):

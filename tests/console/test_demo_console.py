@@ -64,7 +64,7 @@ def test_the_console_is_served_populated_with_a_sign_in_per_role(
     browser: Browser, demo: tuple[str, dict[str, tuple[str, str, str]]]
 ) -> None:
     url, accounts = demo
-    assert set(accounts) == {"consular", "officer", "auditor", "admin"}
+    assert set(accounts) == {"consular", "officer", "auditor", "admin", "statistician", "dpo"}
     username, password, secret = accounts["officer"]
     context = browser.new_context(base_url=url)
     page = context.new_page()
