@@ -41,7 +41,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from audit import api as audit_api
 from audit import service as audit_service
 from border import api as border_api
-from border import console, crossing_api, models
+from border import (
+    console,
+    crossing_api,
+    models,
+    retention,
+    retention_api,
+    statistics_api,
+    subject_api,
+)
 from border.schema import migration_dirs
 from core import auth, logs, migrate
 from core.auth import Principal, authenticate
@@ -650,6 +658,27 @@ async def _sample_every(seconds: float, metrics: Metrics, rt: Runtime, bio: Biom
         await anyio.sleep(seconds)
 
 
+RETENTION_FIRST_S = 300.0
+RETENTION_EVERY_S = 3600.0
+"""Each worker looks whether today's retention run is due (border/retention.py) this long
+after start, then hourly; one process at a time runs it, and every worker's galleries
+catch up with what it erased."""
+
+
+async def _retention_daily(
+    first: float, every: float, rt: Runtime, policy: Policy, bio: Biometrics
+) -> None:
+    daily = retention.Daily()
+    await anyio.sleep(first)
+    while True:
+        try:
+            await anyio.to_thread.run_sync(daily.tick, rt, policy, bio.galleries)
+        except Exception:
+            # The store may be down: never the service's end; looked at again next time.
+            log.exception("retention check failed")
+        await anyio.sleep(every)
+
+
 def create_app(settings: Settings | None = None, face_model: FaceModel | None = None) -> FastAPI:
     """Build the service. Nothing starts until the lifespan runs (uvicorn, or a TestClient
     used as a context manager). ``face_model`` lets tests share one loaded model."""
@@ -672,6 +701,9 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
             try:
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(_sample_every, SAMPLE_EVERY_S, metrics, rt, bio)
+                    tasks.start_soon(
+                        _retention_daily, RETENTION_FIRST_S, RETENTION_EVERY_S, rt, policy, bio
+                    )
                     yield {
                         "rt": rt,
                         "bio": bio,
@@ -704,7 +736,10 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
     v1.include_router(enrollment_api.router)
     v1.include_router(visa_api.router)
     v1.include_router(crossing_api.router)
+    v1.include_router(statistics_api.router)
+    v1.include_router(subject_api.router)
     v1.include_router(border_api.router)
+    v1.include_router(retention_api.router)
     v1.include_router(audit_api.router)
     app.include_router(v1)
 

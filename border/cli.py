@@ -701,6 +701,57 @@ def policy_check(
     )
 
 
+retention = typer.Typer(help="Retention of personal data (DESIGN §12).", no_args_is_help=True)
+app.add_typer(retention, name="retention")
+
+
+@retention.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be erased; change nothing.")
+    ] = False,
+    on: Annotated[
+        str | None,
+        typer.Option(help="Run as on this day, YYYY-MM-DD (default: today in the host zone)."),
+    ] = None,
+) -> None:
+    """Erase every file whose retention period has run out (the policy's [retention]) and
+    print what was erased, or with --dry-run would be, by kind; exit 0. The service runs
+    this once a day by itself."""
+    from datetime import date
+
+    from border import retention as retention_mod
+    from core import auth
+    from visa.policy import load_policy
+
+    day = None
+    if on is not None:
+        try:
+            day = date.fromisoformat(on)
+        except ValueError:
+            raise _fail("--on must be a date, YYYY-MM-DD") from None
+    settings = _settings()
+    try:
+        rules = load_policy(settings.policy_file)
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from None
+    who = retention_mod.Actor.of(auth.command_line("retention"))
+    with _runtime() as rt, _progress("retention: files checked", "files") as progress:
+        try:
+            summary = retention_mod.run(
+                rt,
+                rules,
+                who,
+                on=day or retention_mod.today(rt),
+                dry_run=dry_run,
+                progress=progress,
+            )
+        except retention_mod.RunInProgress as exc:
+            raise _fail(str(exc), 1) from None
+    for line in summary.lines():
+        typer.echo(line)
+
+
 @app.command()
 def demo(
     data_dir: Annotated[

@@ -26,7 +26,18 @@ def get_policy(request: Request) -> Policy:
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 
 
-@router.post("/crossings", status_code=status.HTTP_201_CREATED, name="crossings.create")
+@router.post(
+    "/crossings",
+    status_code=status.HTTP_201_CREATED,
+    name="crossings.create",
+    responses={
+        201: {
+            "description": "the crossing recorded: an officer gets the whole record "
+            "(CrossingOut); a kiosk gets only its id, the decision and the reasons "
+            "(KioskCrossingOut)"
+        }
+    },
+)
 def create_crossing(
     image: Annotated[UploadFile, File(description="the live capture, JPEG or PNG")],
     mrz: Annotated[str, Form(max_length=400)],
@@ -46,7 +57,7 @@ def create_crossing(
         UUID | None,
         Form(description="the adult's own admitted crossing here, in the last 30 minutes"),
     ] = None,
-) -> models.CrossingOut:
+) -> models.CrossingOut | models.KioskCrossingOut:
     request = crossings.CrossingIn(
         image=read_image(image, rt),
         mrz=mrz,

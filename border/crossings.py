@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from audit import service as audit_service
-from border import decision, models, store
+from border import decision, models, statistics, store
 from core import crypto
 from core.auth import Principal
 from core.db import Conn, transaction
@@ -119,11 +119,29 @@ def _stay_view(figures: dict[str, Any]) -> dict[str, Any] | None:
     return {k: figures.get(k) for k in keys}
 
 
-def _out(
-    row: store.CrossingRow, note: str | None = None, *, kiosk: bool = False
-) -> models.CrossingOut:
-    """The crossing as its reader may see it: a kiosk gets alert reasons masked and no
-    candidates (its screen faces the traveller)."""
+def _kiosk_out(row: store.CrossingRow) -> models.KioskCrossingOut:
+    """The crossing as a kiosk may see it (DESIGN §12): its id, the decision and the
+    reasons, alert reasons masked, since its screen faces the traveller. Nothing of the
+    person (no id, stay, match, visa, candidates or companion)."""
+    reasons = decision.for_kiosk(
+        [rules.Reason(r["code"], r["detail"], r["grounds_for_refusal"]) for r in row.reasons]
+    )
+    return models.KioskCrossingOut(
+        crossing_id=row.id,
+        decision=row.decision,  # type: ignore[arg-type]
+        reasons=[models.ReasonOut(**r.as_dict()) for r in reasons],  # type: ignore[arg-type]
+    )
+
+
+def officer_record(conn: Conn, crossing_id: UUID) -> models.CrossingOut | None:
+    """A crossing as the officers' routes show it (less its resolution note), read in the
+    caller's transaction; the caller audits. None when there is no such crossing."""
+    row = store.get(conn, crossing_id)
+    return None if row is None else _out(row)
+
+
+def _out(row: store.CrossingRow, note: str | None = None) -> models.CrossingOut:
+    """The crossing as an officer sees it, candidates included."""
     match = None
     if row.match_distance is not None and row.match_threshold is not None:
         match = models.Match(
@@ -144,8 +162,6 @@ def _out(
             resolved_at=row.resolved_at,
         )
     reasons = [rules.Reason(r["code"], r["detail"], r["grounds_for_refusal"]) for r in row.reasons]
-    if kiosk:
-        reasons = decision.for_kiosk(reasons)
     return models.CrossingOut(
         crossing_id=row.id,
         person_id=row.person_id,
@@ -161,7 +177,7 @@ def _out(
         accompanied_by=row.accompanied_by,
         candidates=(
             None
-            if kiosk or row.candidates is None
+            if row.candidates is None
             else [enrollment_models.Candidate.model_validate(c) for c in row.candidates]
         ),
         resolution=resolution,
@@ -211,11 +227,12 @@ def _companion(conn: Conn, request: CrossingIn, at: datetime) -> UUID | None:
 
 def cross(
     rt: Runtime, bio: Biometrics, policy: Policy, principal: Principal, request: CrossingIn
-) -> models.CrossingOut:
+) -> models.CrossingOut | models.KioskCrossingOut:
     """A kiosk crossing: validate the inputs, gather the traveller's facts, judge them
     (border/decision.py), record the crossing with its audit event. A device fault (an
     unreadable image, a key used at another border point, a bad ``at``) is refused before
-    anything is recorded."""
+    anything is recorded. A kiosk is answered the decision and reasons only
+    (``KioskCrossingOut``), an officer the whole record."""
     if principal.border_point is not None and principal.border_point != request.border_point:
         raise Forbidden(
             f"this key is bound to border point {principal.border_point}, "
@@ -313,6 +330,7 @@ def cross(
             else None
         )
         store.insert(conn, row, live_image=live_image)
+        statistics.count_crossing(conn, row, document)
         audit_service.record(
             conn,
             rt.keys,
@@ -338,12 +356,9 @@ def cross(
         border_point_label(row.border_point, policy.border_points),
         (r.code for r in judgement.reasons),
     )
-    kiosk = principal.role == "kiosk"
-    # A kiosk that named the adult by their crossing never learns the adult's person id.
-    out = _out(row, kiosk=kiosk)
-    if kiosk and request.accompanied_by_crossing is not None:
-        out.accompanied_by = None
-    return out
+    if principal.role == "kiosk":
+        return _kiosk_out(row)
+    return _out(row)
 
 
 def _holder(conn: Conn, index: bytes | None) -> tuple[UUID | None, bool]:
@@ -590,6 +605,7 @@ def resolve(
                 conn, row.id, body.outcome, sealed, principal.actor, _now(),
                 grounds=grounds, protection=protection,
             )  # fmt: skip
+            statistics.count_resolution(conn, row, body.outcome, protection)
             audit_service.record(
                 conn,
                 rt.keys,
@@ -647,6 +663,28 @@ def of_person(rt: Runtime, principal: Principal, person_id: UUID) -> list[models
             resource_id=person_id,
             detail={"crossings": len(out)},
         )
+    return out
+
+
+def _masked(reasons: list[models.ReasonOut]) -> list[models.ReasonOut]:
+    shown = decision.for_kiosk(
+        [rules.Reason(r.code, r.detail, r.grounds_for_refusal) for r in reasons]  # type: ignore[arg-type]
+    )
+    return [models.ReasonOut(**r.as_dict()) for r in shown]  # type: ignore[arg-type]
+
+
+def of_subject(conn: Conn, person_id: UUID) -> list[models.CrossingOut]:
+    """A person's crossings for their subject-access export, in the caller's transaction
+    (the caller audits). Alert reasons are masked as a kiosk shows them (law-enforcement
+    restriction); no candidates (other persons) and no officers' notes."""
+    out = []
+    for row in store.of_person(conn, person_id):
+        record = _out(row)
+        record.reasons = _masked(record.reasons)
+        record.candidates = None
+        if record.resolution is not None and record.resolution.linked_reasons is not None:
+            record.resolution.linked_reasons = _masked(record.resolution.linked_reasons)
+        out.append(record)
     return out
 
 

@@ -120,24 +120,26 @@ class Demo:
         return result
 
     def resolve(self, crossing: dict[str, Any], outcome: str, note: str, **more: Any) -> None:
-        """An officer's resolution; a refusal names its Annex V grounds (``grounds``)."""
+        """An officer's resolution; a refusal names its Annex V grounds (``grounds``).
+        The kiosk's answer holds no time or direction: the officer reads them."""
+        seen = self.officer_view(crossing)
         self.call(
             "POST",
             f"/v1/crossings/{crossing['crossing_id']}/resolution",
             "officer",
             json={"outcome": outcome, "note": note, **more},
         )
-        when = crossing["at"][11:16]
+        when = seen["at"][11:16]
         grounds = f" on grounds {','.join(more['grounds'])}" if "grounds" in more else ""
         link = " and links the new passport" if "link_person_id" in more else ""
         print(
-            f"  officer resolves the {crossing['direction']} of {when}: "
+            f"  officer resolves the {seen['direction']} of {when}: "
             f"{outcome}{grounds}{link} ({note})"
         )
 
     def officer_view(self, crossing: dict[str, Any]) -> dict[str, Any]:
-        """The crossing as the officer's queue shows it (candidates and alert reasons,
-        which the kiosk never sees)."""
+        """A referral as the officer's queue shows it: the person, the match, the
+        candidates and alert reasons, which the kiosk's answer never holds (DESIGN §12)."""
         queue = self.call("GET", "/v1/crossings", "officer")
         found: dict[str, Any] = next(
             c for c in queue if c["crossing_id"] == crossing["crossing_id"]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from enrollment import models as enrollment_models
+from visa import models as visa_models
 
 Role = Literal["kiosk", "officer", "consular", "auditor", "admin", "statistician", "dpo"]
 
@@ -98,6 +99,19 @@ class CrossingOut(BaseModel):
     )
 
 
+class KioskCrossingOut(BaseModel):
+    """What a kiosk learns of the crossing it posted (DESIGN §12): the decision and the
+    reasons shown to the traveller, alert reasons masked. No person id, stay figures, match
+    distance or visa: an officer reads those through the crossing routes."""
+
+    # Forbidding extras keeps an officer's full record from passing for this shape.
+    model_config = ConfigDict(extra="forbid")
+
+    crossing_id: UUID
+    decision: Literal["admit", "refer"]
+    reasons: list[ReasonOut]
+
+
 class ResolutionIn(BaseModel):
     """An officer's resolution: ``refuse`` names its grounds (Annex V letters), ``protection``
     its flags; ``link_person_id`` joins a changed document to one of the candidates."""
@@ -157,3 +171,60 @@ class Overstayer(BaseModel):
     overstay_days: int
     limits_exceeded: list[str]
     visa_id: UUID | None
+
+
+class ExportCapture(BaseModel):
+    capture_id: UUID
+    media_type: Literal["image/jpeg", "image/png"] | None = Field(
+        description="the image as enrolled, JPEG or PNG (told by its bytes); null when the "
+        "capture was erased while the export ran"
+    )
+    image_base64: str | None
+
+
+class ExportAuditEvent(BaseModel):
+    """An audit event about the person: who did what, when and why (its detail, which may
+    name other persons or alerts, is left out)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    role: str | None
+    action: str
+    purpose: str | None
+    outcome: str
+
+
+class SubjectExport(BaseModel):
+    """Everything held on a person (DESIGN §12 subject access), streamed as one JSON
+    document; ``audit_events`` and ``captures`` come last."""
+
+    person_id: UUID
+    exported_at: datetime
+    withheld: list[str] = Field(description="kinds of data held but not exported")
+    withheld_note: str
+    person: enrollment_models.SubjectPerson
+    visas: list[visa_models.VisaOut]
+    crossings: list[CrossingOut]
+    audit_events: list[ExportAuditEvent]
+    captures: list[ExportCapture]
+
+
+class RetentionDue(BaseModel):
+    """A person whose file retention erases on ``due_on`` (DESIGN §12): ids, dates and
+    kinds only. ``reason``: ``crossing``, ``overstay``, ``refusal`` (the longest period
+    that applies) or ``national`` (a host national's last capture goes)."""
+
+    person_id: UUID
+    due_on: date
+    reason: Literal["crossing", "overstay", "refusal", "national"]
+
+
+class RetentionDueOut(BaseModel):
+    """The persons due within ``within_days`` of ``on`` (overdue ones included: the daily
+    run has not reached them yet), soonest first; ``more`` when ``limit`` cut the list."""
+
+    on: date
+    within_days: int
+    persons: list[RetentionDue]
+    more: bool

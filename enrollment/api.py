@@ -17,7 +17,14 @@ from fastapi import (
     status,
 )
 
-from core.auth import Admin, Auditor, ConsularOrOfficer, KioskOrOfficer, Officer
+from core.auth import (
+    Auditor,
+    ConsularOrDpo,
+    ConsularOrOfficer,
+    Dpo,
+    KioskOrOfficer,
+    Officer,
+)
 from core.errors import InvalidRequest
 from core.runtime import RuntimeDep
 from enrollment import alerts, models, service
@@ -34,6 +41,8 @@ def get_biometrics(request: Request) -> service.Biometrics:
 
 
 BiometricsDep = Annotated[service.Biometrics, Depends(get_biometrics)]
+# DESIGN §12: the data protection officer reads rectification histories; consular staff and
+# the dpo rectify.
 ImageField = Annotated[UploadFile, File(description="JPEG or PNG, told apart by its bytes")]
 
 
@@ -125,6 +134,24 @@ def read_person(person_id: UUID, principal: ConsularOrOfficer, rt: RuntimeDep) -
     return service.get_person(rt, principal, person_id)
 
 
+@router.patch("/persons/{person_id}", name="persons.rectify")
+def rectify_person(
+    person_id: UUID, body: models.PersonPatch, principal: ConsularOrDpo, rt: RuntimeDep
+) -> models.RectificationOut:
+    """Rectify biographic fields with a reason; the old values are kept sealed in the
+    person's rectification history."""
+    return service.rectify(rt, principal, person_id, body)
+
+
+@router.get("/persons/{person_id}/rectifications", name="rectifications.read")
+def read_rectifications(
+    person_id: UUID, principal: Dpo, rt: RuntimeDep
+) -> models.RectificationsOut:
+    """The person's rectifications, oldest first: who, when, why, old and new values. 404
+    once the person is erased (the history is sealed with their shredded key)."""
+    return service.rectifications(rt, principal, person_id)
+
+
 @router.post(
     "/persons/{person_id}/captures", status_code=status.HTTP_201_CREATED, name="captures.create"
 )
@@ -138,10 +165,8 @@ def create_capture(
     return service.add_capture(rt, bio, principal, person_id, image=read_image(image, rt))
 
 
-@router.delete("/persons/{person_id}", status_code=status.HTTP_204_NO_CONTENT, name="persons.erase")
-def erase_person(person_id: UUID, principal: Admin, rt: RuntimeDep, bio: BiometricsDep) -> Response:
-    service.erase(rt, bio, principal, person_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+# DELETE /persons/{person_id} (erasure) is served by border/retention_api.py: it also
+# clears the document's blind index from crossings, a table enrollment may not write.
 
 
 @router.post("/identify", name="identify")

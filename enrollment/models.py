@@ -5,7 +5,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from visa.models import VisaOut
 
@@ -219,3 +219,55 @@ class OverrideOut(BaseModel):
 
 
 PersonOut.model_rebuild()
+
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+NameText = Annotated[str, Field(max_length=100)]
+
+
+class PersonPatch(BaseModel):
+    """A rectification of biographic data (DESIGN §12): the fields to change and why.
+    Names are kept in their MRZ form (A-Z and single spaces: accents are dropped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason = Field(description="why the data is rectified, 1..500 characters")
+    surname: NameText | None = Field(default=None, min_length=1)
+    given_names: NameText | None = None
+    nationality: IcaoCode | None = None
+    birth_date: date | None = Field(default=None, description="YYYY-MM-DD")
+    sex: Literal["M", "F", "X"] | None = None
+
+
+class RectificationOut(BaseModel):
+    rectification_id: UUID
+    fields: list[str]
+    old_values: dict[str, str]
+    new_values: dict[str, str]
+    reason: str
+    rectified_by: str
+    role: str
+    rectified_at: datetime
+
+
+class RectificationsOut(BaseModel):
+    person_id: UUID
+    rectifications: list[RectificationOut]
+
+
+class SubjectPerson(BaseModel):
+    """What enrollment holds on a person, for their subject-access export."""
+
+    person_id: UUID
+    status: str
+    surname: str
+    given_names: str
+    nationality: str
+    birth_date: date | None
+    sex: str
+    created_at: datetime
+    updated_at: datetime
+    documents: list[DocumentOut]
+    captures: list[CaptureOut]
+    guardians: list[GuardianOut]
+    rectifications: list[RectificationOut]

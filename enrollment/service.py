@@ -2,8 +2,10 @@
 erasure. Each runs in one transaction with its audit event; galleries are updated after
 the commit (the store is the truth; see enrollment/galleries.py)."""
 
+import json
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
@@ -449,21 +451,30 @@ def capture_image(
     return found.id, image
 
 
-def erase(rt: Runtime, bio: Biometrics, principal: Principal, person_id: UUID) -> None:
+def erase(
+    rt: Runtime,
+    bio: Biometrics,
+    principal: Principal,
+    person_id: UUID,
+    *,
+    before: Callable[[Conn], object] | None = None,
+) -> None:
     """Crypto-shred the person: their data key goes, documents and captures are deleted,
     watchlist entries ended, templates removed from every gallery. The audit trail stays.
+    ``before`` runs in the same transaction, under the locks, while the documents are
+    still there: the layer above changes its own tables with it (border clears the
+    documents' blind index from crossings).
 
     Takes the enrollment lock, then the person's traveller lock (the one crossings and
     resolutions take on the person, ``store.lock_traveller``), then the person's row: a
     crossing that holds the person finishes first, and one that found them as a document's
     holder waits and then reads them erased (border/crossings.py)."""
     with transaction(rt.pool) as conn:
-        store.lock_enrollment(conn)
-        store.lock_traveller(conn, person_id)
-        if store.get_person(conn, person_id, lock=True) is None:
+        if hold_for_erasure(conn, person_id) != "active":
             raise NotFound("person", person_id)
-        seqs = store.erase_person(conn, person_id, _now())
-        rt.keys.shred(conn, person_id)
+        if before is not None:
+            before(conn)
+        seqs = erase_in(rt, conn, person_id)
         audit_service.record(
             conn,
             rt.keys,
@@ -474,6 +485,33 @@ def erase(rt: Runtime, bio: Biometrics, principal: Principal, person_id: UUID) -
             detail={"captures_removed": len(seqs)},
         )
     bio.galleries.remove(seqs)
+
+
+def hold_for_erasure(conn: Conn, person_id: UUID) -> str | None:
+    """Take the locks an erasure holds to commit (as :func:`erase` does: the enrollment
+    lock, the person's traveller lock, their row); the person's status then, None when
+    there is no such person."""
+    store.lock_enrollment(conn)
+    store.lock_traveller(conn, person_id)
+    return store.person_status(conn, person_id)
+
+
+def erase_in(rt: Runtime, conn: Conn, person_id: UUID) -> list[int]:
+    """Erase an active person inside the caller's transaction, which holds
+    :func:`hold_for_erasure`: documents and captures deleted, watchlist entries ended,
+    sealed fields blanked, data key shredded. Returns the capture numbers deleted, to
+    remove from the galleries once committed."""
+    seqs = store.erase_person(conn, person_id, _now())
+    rt.keys.shred(conn, person_id)
+    return seqs
+
+
+def delete_captures_before(conn: Conn, person_id: UUID, before: date) -> tuple[list[int], int]:
+    """Delete the person's captures taken before ``before`` (a UTC day), inside the
+    caller's transaction, which holds :func:`hold_for_erasure`; returns their numbers (to
+    remove from the galleries once committed) and how many captures the person keeps."""
+    seqs = store.delete_captures_before(conn, person_id, before)
+    return seqs, len(store.captures_of(conn, person_id))
 
 
 def identify(
@@ -1090,3 +1128,197 @@ def is_guardian_on(
     if facts is None or facts.birth_date is None:
         return False
     return visa_rules.age_on(facts.birth_date, day) >= adult_age
+
+
+def _clean_name(field: str, value: str) -> str:
+    try:
+        name = normalise_name(value)
+    except ValueError:
+        raise InvalidRequest(f"{field} holds characters no MRZ can print", field=field) from None
+    if field == "surname" and not name:
+        raise InvalidRequest("surname holds no letters", field=field)
+    return name
+
+
+def _patched_values(body: models.PersonPatch) -> dict[str, str]:
+    """The fields a rectification sets, as ``persons`` stores them (names in MRZ form, the
+    birth date as YYYY-MM-DD). A field given as null is refused: nothing is blanked."""
+    given: dict[str, str] = {}
+    for field in _PERSON_FIELDS:
+        if field not in body.model_fields_set:
+            continue
+        value = getattr(body, field)
+        if value is None:
+            raise InvalidRequest(f"{field} cannot be emptied by a rectification", field=field)
+        if field in ("surname", "given_names"):
+            value = _clean_name(field, value)
+        elif field == "birth_date":
+            if value > _now().date():
+                raise InvalidRequest("birth_date lies in the future", field=field)
+            value = value.isoformat()
+        given[field] = value
+    if not given:
+        raise InvalidRequest(
+            "a rectification changes at least one of " + ", ".join(_PERSON_FIELDS),
+            field="surname",
+        )
+    return given
+
+
+def _seal_json(key: bytes, column: str, row_id: UUID, value: dict[str, str]) -> bytes:
+    return _seal(key, "rectifications", column, row_id, json.dumps(value, sort_keys=True))
+
+
+def _open_json(key: bytes, column: str, row_id: UUID, blob: bytes) -> dict[str, str]:
+    opened: dict[str, str] = json.loads(_open(key, "rectifications", column, row_id, blob))
+    return opened
+
+
+def _rectification_out(key: bytes, row: store.RectificationRow) -> models.RectificationOut:
+    return models.RectificationOut(
+        rectification_id=row.id,
+        fields=row.fields,
+        old_values=_open_json(key, "old_values", row.id, row.old_values),
+        new_values=_open_json(key, "new_values", row.id, row.new_values),
+        reason=_open(key, "rectifications", "reason", row.id, row.reason),
+        rectified_by=row.rectified_by,
+        role=row.role,
+        rectified_at=row.rectified_at,
+    )
+
+
+def rectify(
+    rt: Runtime, principal: Principal, person_id: UUID, body: models.PersonPatch
+) -> models.RectificationOut:
+    """Rectify a person's biographic data (DESIGN §12): the fields change, the name index
+    follows, and the old and new values and the reason go, sealed with the person's data
+    key, to the rectification history. A field given with the value it holds already is
+    left out; when nothing would change the request is refused (422)."""
+    given = _patched_values(body)
+    rectification_id, now = uuid4(), _now()
+    with transaction(rt.pool) as conn:
+        row = store.get_person(conn, person_id, lock=True)
+        if row is None:
+            raise NotFound("person", person_id)
+        key = _data_key(rt, conn, person_id)
+        old = {f: _open(key, "persons", f, person_id, getattr(row, f)) for f in _PERSON_FIELDS}
+        changed = {f: v for f, v in given.items() if old[f] != v}
+        if not changed:
+            field = next(iter(given))
+            raise InvalidRequest("the person holds these values already", field=field)
+        now_values = old | changed
+        birth = now_values["birth_date"]
+        store.rectify_person(
+            conn,
+            person_id,
+            {f: _seal(key, "persons", f, person_id, v) for f, v in changed.items()},
+            _name_index(
+                rt,
+                now_values["surname"],
+                now_values["given_names"],
+                date.fromisoformat(birth) if birth else None,
+            ),
+            now,
+        )
+        history = store.RectificationRow(
+            id=rectification_id,
+            person_id=person_id,
+            fields=sorted(changed),
+            old_values=_seal_json(
+                key, "old_values", rectification_id, {f: old[f] for f in changed}
+            ),
+            new_values=_seal_json(key, "new_values", rectification_id, changed),
+            reason=_seal(key, "rectifications", "reason", rectification_id, body.reason),
+            rectified_by=principal.actor,
+            role=principal.role,
+            rectified_at=now,
+        )
+        store.insert_rectification(conn, history)
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "persons.rectify",
+            resource_type="person",
+            resource_id=person_id,
+            detail={"rectification_id": str(rectification_id), "fields": history.fields},
+        )
+    return _rectification_out(key, history)
+
+
+def rectifications(rt: Runtime, principal: Principal, person_id: UUID) -> models.RectificationsOut:
+    """A person's rectification history, oldest first. An erased person is not found: their
+    key is shredded, so the history is sealed for good."""
+    with transaction(rt.pool) as conn:
+        if store.get_person(conn, person_id) is None:
+            raise NotFound("person", person_id)
+        key = _data_key(rt, conn, person_id)
+        out = [_rectification_out(key, r) for r in store.rectifications_of(conn, person_id)]
+        audit_service.record(
+            conn,
+            rt.keys,
+            principal,
+            "rectifications.read",
+            resource_type="person",
+            resource_id=person_id,
+            detail={"rectifications": len(out)},
+        )
+    return models.RectificationsOut(person_id=person_id, rectifications=out)
+
+
+def subject_data(rt: Runtime, conn: Conn, person_id: UUID) -> models.SubjectPerson:
+    """What enrollment holds on a person, decrypted, for their subject-access export, in
+    the caller's transaction (the caller audits): biographic data, documents, captures
+    (metadata: the images follow through :func:`subject_images`), the guardians recorded
+    for them, and their rectification history. Alerts and watchlist entries are left out
+    (law-enforcement restriction). NotFound for an unknown or erased person."""
+    row = store.get_person(conn, person_id)
+    if row is None:
+        raise NotFound("person", person_id)
+    key = _data_key(rt, conn, person_id)
+    fields = {f: _open(key, "persons", f, person_id, getattr(row, f)) for f in _PERSON_FIELDS}
+    return models.SubjectPerson(
+        person_id=person_id,
+        status=row.status,
+        surname=fields["surname"],
+        given_names=fields["given_names"],
+        nationality=fields["nationality"],
+        birth_date=date.fromisoformat(fields["birth_date"]) if fields["birth_date"] else None,
+        sex=fields["sex"],
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        documents=[
+            models.DocumentOut(
+                document_id=d.id,
+                document_code=d.document_code,
+                issuing_state=d.issuing_state,
+                document_number=_open(key, "documents", "number", d.id, d.number),
+                expiry_date=d.expiry_date,
+            )
+            for d in store.documents_of(conn, person_id)
+        ],
+        captures=[
+            models.CaptureOut(
+                capture_id=c.id, station=c.station, quality=c.quality, created_at=c.created_at
+            )
+            for c in store.captures_of(conn, person_id)
+        ],
+        guardians=guardians(conn, person_id),
+        rectifications=[
+            _rectification_out(key, r) for r in store.rectifications_of(conn, person_id)
+        ],
+    )
+
+
+def subject_images(rt: Runtime, person_id: UUID, capture_ids: list[UUID]) -> Iterator[bytes]:
+    """The images of the person's captures, the bytes as enrolled (JPEG or PNG), one short
+    read each so an export never holds more than one image. A capture erased meanwhile
+    yields empty bytes."""
+    for capture_id in capture_ids:
+        with rt.pool.connection() as conn:
+            found = store.capture_image(conn, person_id, capture_id)
+            key = rt.keys.data_key(conn, person_id)
+        if found is None or key is None:
+            yield b""
+            continue
+        yield crypto.unseal(key, found.image, crypto.aad("captures", "image", found.id))

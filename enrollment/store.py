@@ -130,6 +130,24 @@ def get_person(conn: Conn, person_id: UUID, *, lock: bool = False) -> PersonRow 
         return cur.execute(query, {"id": person_id}).fetchone()
 
 
+def person_status(conn: Conn, person_id: UUID) -> str | None:
+    """The person's status (active or erased), the row held to commit; None when unknown."""
+    row = conn.execute(
+        "SELECT status FROM persons WHERE id = %(id)s FOR UPDATE", {"id": person_id}
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def delete_captures_before(conn: Conn, person_id: UUID, before: date) -> list[int]:
+    """Delete the person's captures taken before the UTC day ``before``; their numbers."""
+    rows = conn.execute(
+        "DELETE FROM captures WHERE person_id = %(p)s"
+        " AND (created_at AT TIME ZONE 'UTC')::date < %(before)s RETURNING seq",
+        {"p": person_id, "before": before},
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def person_by_blind_index(conn: Conn, blind_index: bytes) -> UUID | None:
     row = conn.execute(
         "SELECT person_id FROM documents WHERE blind_index = %(b)s", {"b": blind_index}
@@ -548,4 +566,65 @@ def overrides(conn: Conn, limit: int, after: datetime | None) -> list[OverrideRo
             " FROM dedup_overrides WHERE %(after)s::timestamptz IS NULL OR decided_at < %(after)s"
             " ORDER BY decided_at DESC, id LIMIT %(n)s",
             {"after": after, "n": limit},
+        ).fetchall()
+
+
+def rectify_person(
+    conn: Conn, person_id: UUID, sealed: dict[str, bytes], name_index: bytes, at: datetime
+) -> None:
+    """Replace the sealed biographic fields in ``sealed`` (keys among surname, given_names,
+    nationality, birth_date, sex) and the name index of an active person."""
+    conn.execute(
+        "UPDATE persons SET surname = coalesce(%(surname)s, surname),"
+        " given_names = coalesce(%(given_names)s, given_names),"
+        " nationality = coalesce(%(nationality)s, nationality),"
+        " birth_date = coalesce(%(birth_date)s, birth_date), sex = coalesce(%(sex)s, sex),"
+        " name_index = %(name_index)s, updated_at = %(at)s"
+        " WHERE id = %(p)s AND status = 'active'",
+        {
+            "surname": sealed.get("surname"),
+            "given_names": sealed.get("given_names"),
+            "nationality": sealed.get("nationality"),
+            "birth_date": sealed.get("birth_date"),
+            "sex": sealed.get("sex"),
+            "name_index": name_index,
+            "at": at,
+            "p": person_id,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class RectificationRow:
+    """One rectification: the fields changed in clear, the old and new values (a JSON
+    object of field to value) and the reason sealed with the person's data key."""
+
+    id: UUID
+    person_id: UUID
+    fields: list[str]
+    old_values: bytes
+    new_values: bytes
+    reason: bytes
+    rectified_by: str
+    role: str
+    rectified_at: datetime
+
+
+def insert_rectification(conn: Conn, row: RectificationRow) -> None:
+    conn.execute(
+        "INSERT INTO rectifications (id, person_id, fields, old_values, new_values, reason,"
+        " rectified_by, role, rectified_at) VALUES (%(id)s, %(person_id)s, %(fields)s,"
+        " %(old_values)s, %(new_values)s, %(reason)s, %(rectified_by)s, %(role)s,"
+        " %(rectified_at)s)",
+        vars(row),
+    )
+
+
+def rectifications_of(conn: Conn, person_id: UUID) -> list[RectificationRow]:
+    with conn.cursor(row_factory=class_row(RectificationRow)) as cur:
+        return cur.execute(
+            "SELECT id, person_id, fields, old_values, new_values, reason, rectified_by, role,"
+            " rectified_at FROM rectifications WHERE person_id = %(p)s"
+            " ORDER BY rectified_at, id",
+            {"p": person_id},
         ).fetchall()

@@ -19,6 +19,7 @@ from httpx import Response
 from border import store as border_store
 from core.runtime import Runtime
 from enrollment import store as enrollment_store
+from tests.border.crossing_helpers import with_officer_record
 from tests.conftest import in_parallel, runtime_of
 from tests.factories import enroll, photo, td3
 
@@ -117,7 +118,8 @@ class TestErasureRacingCrossings:
             crossed, erased = crossing.result(), erasure.result()
 
         assert (crossed.status_code, erased.status_code) == (201, 204), crossed.text
-        assert (crossed.json()["decision"], crossed.json()["person_id"]) == ("admit", str(person))
+        body = with_officer_record(client, crossed.json())
+        assert (body["decision"], body["person_id"]) == ("admit", str(person))
         assert _crossings_after_erasure(rt, person) == []
 
     def test_a_crossing_that_found_the_holder_reads_them_erased_and_enrolls_nobody(
@@ -138,7 +140,7 @@ class TestErasureRacingCrossings:
             crossed, erased = crossing.result(), erasure.result()
 
         assert (crossed.status_code, erased.status_code) == (201, 204), crossed.text
-        body = crossed.json()
+        body = with_officer_record(client, crossed.json())
         assert (body["decision"], body["person_id"]) == ("refer", None)
         assert [r["code"] for r in body["reasons"]] == ["UNKNOWN_TRAVELER"]
         assert "erased" in body["reasons"][0]["detail"]

@@ -94,3 +94,9 @@ def visas_of(conn: Conn, person_id: UUID) -> list[VisaRow]:
             " FROM visas WHERE person_id = %(p)s ORDER BY issued_at, id",
             {"p": person_id},
         ).fetchall()
+
+
+def delete_visas_of(conn: Conn, person_id: UUID) -> int:
+    """Delete every visa of the person (retention, DESIGN §12); how many."""
+    cur = conn.execute("DELETE FROM visas WHERE person_id = %(p)s", {"p": person_id})
+    return cur.rowcount

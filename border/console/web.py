@@ -42,6 +42,7 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Audit log", "/audit", frozenset({"auditor"})),
     ("Access report", "/access-report", frozenset({"auditor"})),
     ("Dedup overrides", "/dedup-overrides", frozenset({"auditor"})),
+    ("Statistics", "/statistics", frozenset({"statistician", "officer", "auditor"})),
     ("API clients", "/clients", frozenset({"admin"})),
     ("Users", "/users", frozenset({"admin"})),
     ("API reference", "/api-reference", frozenset(users.STAFF_ROLES)),

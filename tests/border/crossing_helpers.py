@@ -12,6 +12,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from border import crossings
 from tests.conftest import runtime_of
 from tests.factories import photo, td3
 
@@ -124,14 +125,34 @@ def cross(
     at: datetime | str | None = None,
     accompanied_by: UUID | str | None = None,
 ) -> Body:
-    """A crossing that must be recorded (201); its body."""
+    """A crossing that must be recorded (201); its body. A kiosk's answer holds only
+    :data:`KIOSK_KEYS` (checked here): it comes back completed with the officer's record of
+    the same crossing (:func:`with_officer_record`)."""
     response = post_crossing(
         client, headers, mrz=mrz, picture=picture, image=image, direction=direction,
         border_point=border_point, at=at, accompanied_by=accompanied_by,
     )  # fmt: skip
     assert response.status_code == 201, response.json()
     body: Body = response.json()
+    if "person_id" not in body:
+        assert set(body) == KIOSK_KEYS, body
+        return with_officer_record(client, body)
     return body
+
+
+# All a kiosk learns of its crossing (DESIGN §12).
+KIOSK_KEYS: Final = frozenset({"crossing_id", "decision", "reasons"})
+
+
+def with_officer_record(client: TestClient, kiosk_body: Body) -> Body:
+    """A kiosk's answer completed with what an officer reads of the same crossing (person,
+    stay, match, visa...), for tests of the decision. What the kiosk saw wins: its reasons
+    (alerts masked), and no candidates."""
+    with runtime_of(client).pool.connection() as conn:
+        record = crossings.officer_record(conn, UUID(kiosk_body["crossing_id"]))
+    assert record is not None
+    full: Body = record.model_dump(mode="json")
+    return full | {"candidates": None} | kiosk_body
 
 
 # BORDER_KIOSK_MAX_BACKDATE_H at its default: how far back a kiosk may date a crossing.

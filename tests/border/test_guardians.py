@@ -370,7 +370,7 @@ class TestAccompaniedByCrossing:
                            at=clock.now, accompanied_by_crossing=adult["crossing_id"])  # fmt: skip
 
         assert (body["decision"], codes(body)) == ("refer", ["MINOR_UNACCOMPANIED"])
-        assert body["accompanied_by"] is None
+        assert "accompanied_by" not in body  # a kiosk learns no person id (DESIGN §12)
 
     def test_a_crossing_in_the_other_direction_does_not(
         self, client: TestClient, headers: Headers, minor: UUID, guardian: UUID, clock: Clock
@@ -464,7 +464,7 @@ class TestAccompaniedByCrossing:
 
         assert (by_stranger["decision"], codes(by_stranger)) == ("refer", ["MINOR_UNACCOMPANIED"])
         assert shape(by_stranger) == shape(by_nobody)
-        assert by_stranger["accompanied_by"] is None
+        assert "accompanied_by" not in by_stranger
 
     def test_both_ways_of_naming_the_adult_at_once_is_refused(
         self, client: TestClient, headers: Headers, minor: UUID, guardian: UUID, clock: Clock

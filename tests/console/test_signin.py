@@ -23,8 +23,17 @@ from tests.console.conftest import (
 
 NAVIGATION = {
     "consular": ["Search", "Enroll", "API reference"],
-    "officer": ["Referrals", "Identify", "Alerts", "Overstayers", "Search", "API reference"],
-    "auditor": ["Audit log", "Access report", "Dedup overrides", "API reference"],
+    "officer": [
+        "Referrals",
+        "Identify",
+        "Alerts",
+        "Overstayers",
+        "Search",
+        "Statistics",
+        "API reference",
+    ],
+    "auditor": ["Audit log", "Access report", "Dedup overrides", "Statistics", "API reference"],
+    "statistician": ["Statistics", "API reference"],
     "admin": ["API clients", "Users", "API reference"],
 }
 
