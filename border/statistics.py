@@ -163,8 +163,10 @@ def parse_query(first: str | None, last: str | None, group_by: str | None) -> Qu
         )
     unknown = [k for k in keys if k not in GROUP_KEYS]
     if unknown:
+        # The caller's text is not echoed: the position of the key tells which it is.
+        position = keys.index(unknown[0]) + 1
         raise InvalidRequest(
-            f"unknown group_by key {unknown[0]!r}; keys: {', '.join(GROUP_KEYS)}",
+            f"group_by key {position} is not one of {', '.join(GROUP_KEYS)}",
             field="group_by",
         )
     if len(set(keys)) != len(keys):

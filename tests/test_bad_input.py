@@ -442,6 +442,12 @@ BASELINES: dict[tuple[str, str], Baseline] = {
     ("GET", "/v1/persons/{person_id}/stay"): Baseline(NOT_FOUND),
     ("GET", "/v1/overstayers"): Baseline(READ),
     ("GET", "/v1/retention/due"): Baseline(READ, query={"within_days": "90", "limit": "10"}),
+    # Every parameter is checked: any text that is not a date or a known key is refused.
+    ("GET", "/v1/statistics"): Baseline(
+        READ,
+        query={"from": "2026-01-01", "to": "2026-03-31", "group_by": "month,border_point"},
+        also=dict.fromkeys(("from", "to", "group_by"), (INVALID,)),
+    ),
     ("GET", "/v1/clients"): Baseline(READ),
     ("POST", "/v1/clients"): Baseline(None, json_body={"name": "bad input probe", "role": "kiosk"}),
     ("DELETE", "/v1/clients/{client_id}"): Baseline(NOT_FOUND),
