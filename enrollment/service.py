@@ -367,6 +367,28 @@ def add_capture(
     )
 
 
+def _documents_out(conn: Conn, key: bytes, person_id: UUID) -> list[models.DocumentOut]:
+    return [
+        models.DocumentOut(
+            document_id=d.id,
+            document_code=d.document_code,
+            issuing_state=d.issuing_state,
+            document_number=_open(key, "documents", "number", d.id, d.number),
+            expiry_date=d.expiry_date,
+        )
+        for d in store.documents_of(conn, person_id)
+    ]
+
+
+def _captures_out(conn: Conn, person_id: UUID) -> list[models.CaptureOut]:
+    return [
+        models.CaptureOut(
+            capture_id=c.id, station=c.station, quality=c.quality, created_at=c.created_at
+        )
+        for c in store.captures_of(conn, person_id)
+    ]
+
+
 def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.PersonOut:
     with transaction(rt.pool) as conn:
         row = store.get_person(conn, person_id)
@@ -374,22 +396,8 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
             raise NotFound("person", person_id)
         key = _data_key(rt, conn, person_id)
         fields = {f: _open(key, "persons", f, person_id, getattr(row, f)) for f in _PERSON_FIELDS}
-        documents = [
-            models.DocumentOut(
-                document_id=d.id,
-                document_code=d.document_code,
-                issuing_state=d.issuing_state,
-                document_number=_open(key, "documents", "number", d.id, d.number),
-                expiry_date=d.expiry_date,
-            )
-            for d in store.documents_of(conn, person_id)
-        ]
-        captures = [
-            models.CaptureOut(
-                capture_id=c.id, station=c.station, quality=c.quality, created_at=c.created_at
-            )
-            for c in store.captures_of(conn, person_id)
-        ]
+        documents = _documents_out(conn, key, person_id)
+        captures = _captures_out(conn, person_id)
         watchlisted = store.is_watchlisted(conn, person_id)
         visas = visa_service.visas_of(conn, person_id)
         links = guardians(conn, person_id)
@@ -1287,22 +1295,8 @@ def subject_data(rt: Runtime, conn: Conn, person_id: UUID) -> models.SubjectPers
         sex=fields["sex"],
         created_at=row.created_at,
         updated_at=row.updated_at,
-        documents=[
-            models.DocumentOut(
-                document_id=d.id,
-                document_code=d.document_code,
-                issuing_state=d.issuing_state,
-                document_number=_open(key, "documents", "number", d.id, d.number),
-                expiry_date=d.expiry_date,
-            )
-            for d in store.documents_of(conn, person_id)
-        ],
-        captures=[
-            models.CaptureOut(
-                capture_id=c.id, station=c.station, quality=c.quality, created_at=c.created_at
-            )
-            for c in store.captures_of(conn, person_id)
-        ],
+        documents=_documents_out(conn, key, person_id),
+        captures=_captures_out(conn, person_id),
         guardians=guardians(conn, person_id),
         rectifications=[
             _rectification_out(key, r) for r in store.rectifications_of(conn, person_id)
