@@ -371,6 +371,12 @@ def next_directions(rt: Runtime, travellers: list[populate.Traveller]) -> dict[U
     return going
 
 
+def _person_of(svc: Service, crossing_id: UUID) -> UUID | None:
+    with svc.rt.pool.connection() as conn:
+        record = crossings.officer_record(conn, crossing_id)
+    return None if record is None else record.person_id
+
+
 def post_crossing(
     svc: Service, tracer: Tracer, key: str, image: bytes, mrz: str, direction: str
 ) -> Sample:
@@ -393,7 +399,8 @@ def post_crossing(
         stages=exclusive,
         decision=body["decision"],
         codes=[r["code"] for r in body["reasons"]],
-        person_id=None if body["person_id"] is None else UUID(body["person_id"]),
+        # A kiosk learns no person id (DESIGN §12): read it as an officer would.
+        person_id=_person_of(svc, UUID(body["crossing_id"])),
     )
 
 

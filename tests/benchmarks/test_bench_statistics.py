@@ -60,7 +60,9 @@ def test_the_aggregates_count_every_crossing_and_the_answers_agree(
     rows = report["rows"]
     assert len(rows) == 3
     assert all(set(row) == set(bench.COLUMNS) for row in rows)
-    assert all(row["border_p50_ms"] and row["peer_p50_ms"] and row["ratio"] for row in rows)
+    # At this size the peer may be as fast as Border: the ratio is a figure, not a claim.
+    assert all(row["border_p50_ms"] > 0 and row["peer_p50_ms"] > 0 for row in rows)
+    assert all(row["ratio"] is not None and row["ratio"] >= 0 for row in rows)
 
 
 def test_generated_crossings_keep_their_counts_through_the_keys() -> None:
