@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -389,13 +390,20 @@ def _captures_out(conn: Conn, person_id: UUID) -> list[models.CaptureOut]:
     ]
 
 
+def _biography(key: bytes, row: store.PersonRow) -> dict[str, Any]:
+    """The person's sealed biographic fields, opened, as PersonOut and SubjectPerson name
+    them."""
+    fields = {f: _open(key, "persons", f, row.id, getattr(row, f)) for f in _PERSON_FIELDS}
+    born = fields.pop("birth_date")
+    return {**fields, "birth_date": date.fromisoformat(born) if born else None}
+
+
 def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.PersonOut:
     with transaction(rt.pool) as conn:
         row = store.get_person(conn, person_id)
         if row is None:
             raise NotFound("person", person_id)
         key = _data_key(rt, conn, person_id)
-        fields = {f: _open(key, "persons", f, person_id, getattr(row, f)) for f in _PERSON_FIELDS}
         documents = _documents_out(conn, key, person_id)
         captures = _captures_out(conn, person_id)
         watchlisted = store.is_watchlisted(conn, person_id)
@@ -407,11 +415,7 @@ def get_person(rt: Runtime, principal: Principal, person_id: UUID) -> models.Per
     return models.PersonOut(
         person_id=person_id,
         status=row.status,
-        surname=fields["surname"],
-        given_names=fields["given_names"],
-        nationality=fields["nationality"],
-        birth_date=date.fromisoformat(fields["birth_date"]) if fields["birth_date"] else None,
-        sex=fields["sex"],
+        **_biography(key, row),
         created_at=row.created_at,
         watchlisted=watchlisted,
         documents=documents,
@@ -1284,15 +1288,10 @@ def subject_data(rt: Runtime, conn: Conn, person_id: UUID) -> models.SubjectPers
     if row is None:
         raise NotFound("person", person_id)
     key = _data_key(rt, conn, person_id)
-    fields = {f: _open(key, "persons", f, person_id, getattr(row, f)) for f in _PERSON_FIELDS}
     return models.SubjectPerson(
         person_id=person_id,
         status=row.status,
-        surname=fields["surname"],
-        given_names=fields["given_names"],
-        nationality=fields["nationality"],
-        birth_date=date.fromisoformat(fields["birth_date"]) if fields["birth_date"] else None,
-        sex=fields["sex"],
+        **_biography(key, row),
         created_at=row.created_at,
         updated_at=row.updated_at,
         documents=_documents_out(conn, key, person_id),
