@@ -55,13 +55,14 @@ from benchmarks import common
 from core import db
 from core.settings import Settings
 from enrollment.galleries import Galleries
-from matching.gallery import Gallery
+from matching import milvus
+from matching.gallery import Gallery, NProbe
 
 DIM = 128
 SAMPLE_SPREAD = 0.015
 CENTRE_SPREAD = 0.033
 ID_BASE = 10**12  # gallery ids are the caller's numbers, never row positions
-KINDS = ("flat", "ivf", "numpy", "numpy32", "pgvector")
+KINDS = ("flat", "ivf", "numpy", "numpy32", "pgvector", "milvus")
 DEFAULT_KINDS = ("flat", "ivf", "numpy", "pgvector")
 REQUIRED_KEYS = (
     "size",
@@ -684,7 +685,7 @@ class Options:
     batch: int = 2000
     seed: int = 1
     kinds: tuple[str, ...] = DEFAULT_KINDS
-    nprobe: tuple[int, ...] = ()
+    nprobe: tuple[NProbe, ...] = ()
     ef_search: tuple[int, ...] = (40, 100, 200, 400, 1000)
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
@@ -696,6 +697,8 @@ class Options:
     quiet: bool = False
     threads: tuple[int, ...] = (1,)
     peers_from: Path | None = None
+    milvus_uri: str | None = None
+    milvus_index: milvus.MilvusIndex = "auto"
 
 
 @dataclass
@@ -719,7 +722,7 @@ def run(opts: Options) -> Report:
     if unknown:
         raise ValueError(f"unknown kinds {sorted(unknown)}; choose from {KINDS}")
     settings = Settings()
-    nprobes = opts.nprobe or (settings.gallery_nprobe,)
+    nprobes: tuple[NProbe, ...] = opts.nprobe or (settings.gallery_nprobe,)
     cal = calibration(opts.seed, opts.centre_spread)
     _say(
         opts,
@@ -770,18 +773,18 @@ def run(opts: Options) -> Report:
         if gallery.index_kind != kind:
             raise RuntimeError(f"asked for {kind}, got {gallery.index_kind}")
         memory = (len(gallery.to_bytes()) - 69) / 2**20
-        nlist = max(1, min(opts.size // 39, round(4 * np.sqrt(opts.size))))
         for nprobe in nprobes if kind == "ivf" else (settings.gallery_nprobe,):
-            params = (
-                f"nlist={nlist} nprobe={min(nprobe, nlist)}"
-                if kind == "ivf"
-                else f"IndexFlatIP, blas_threshold={faiss.cvar.distance_compute_blas_threshold}"
-            )
             name = (
                 f"border-{kind}" if len(nprobes) == 1 or kind == "flat" else f"border-ivf{nprobe}"
             )
             for threads in opts.threads:
                 gallery.tune(nprobe=nprobe, threads=threads)
+                params = (
+                    f"nlist={gallery.nlist} nprobe={gallery.probed}"
+                    + (" (auto)" if nprobe == "auto" else "")
+                    if kind == "ivf"
+                    else f"IndexFlatIP, blas_threshold={faiss.cvar.distance_compute_blas_threshold}"
+                )
                 label = name if len(opts.threads) == 1 else f"{name} {threads}t"
                 record(GalleryEngine(label, gallery, params), build_s, memory)["threads"] = threads
         del gallery
@@ -797,6 +800,8 @@ def run(opts: Options) -> Report:
         record(NaiveEngine(kind, pop.ids, known), build_s, known.nbytes / 2**20)["threads"] = 1
         del known
 
+    if "milvus" in opts.kinds:
+        rows.append(_milvus_row(opts, pop, probes, single, threshold))
     if "pgvector" in opts.kinds:
         rows.extend(_pgvector_rows(opts, pop, probes, single, threshold))
     if opts.peers_from is not None:
@@ -817,6 +822,125 @@ def run(opts: Options) -> Report:
         }
     add_ratios(rows, probes)
     return report
+
+
+class MilvusEngine:
+    """Border's Milvus gallery (matching.milvus.MilvusGallery), searched as the service
+    searches it: one call a query, one call for the batch."""
+
+    has_batch = True
+
+    def __init__(self, index: str, gallery: milvus.MilvusGallery, params: str) -> None:
+        self.index = index
+        self.gallery = gallery
+        self.params = params
+
+    def search_one(self, query: F32) -> tuple[int, float]:
+        ids, dists = self.gallery.search(query, 1)
+        return int(ids[0, 0]), float(dists[0, 0])
+
+    def search(self, queries: F32) -> tuple[I64, F32]:
+        ids, dists = self.gallery.search(queries, 1)
+        return ids[:, 0], dists[:, 0]
+
+
+def descendants_rss_mb() -> float:
+    """Resident memory of this process's child processes (Milvus Lite runs its server as
+    one), from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    mine: set[int] = set()
+    frontier = {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
+        mine |= frontier
+    return sum(rss.get(pid, 0) for pid in mine) / 2**20
+
+
+def _milvus_row(
+    opts: Options, pop: Population, probes: Probes, single: F32, threshold: float
+) -> Row:
+    """Milvus beside FAISS at the same size, data and probes: Milvus Lite in a temporary
+    file unless ``--milvus-uri`` names a server. Build is insert plus flush (and on a
+    server until the index holds every row); memory is the Milvus Lite server process's
+    resident memory (unknown for a remote server)."""
+    out = common.stream(opts.quiet)
+    with tempfile.TemporaryDirectory(prefix="bench-identify-milvus-") as scratch:
+        uri = opts.milvus_uri or str(Path(scratch) / "bench.db")
+        lite = milvus.is_lite(uri)
+        rss_before = descendants_rss_mb()
+        client = milvus.connect(uri, timeout_s=600)
+        gallery = milvus.MilvusGallery(
+            client,
+            f"bench_identify_{secrets.token_hex(4)}",
+            DIM,
+            lite=lite,
+            index=opts.milvus_index,
+            timeout_s=600,
+        )
+        try:
+            progress = common.Progress(f"{gallery.index_kind} insert", len(pop.ids), stream=out)
+
+            def batches() -> Iterator[tuple[I64, F32]]:
+                for lo in range(0, len(pop.ids), 50_000):
+                    yield pop.ids[lo : lo + 50_000], pop.vectors[lo : lo + 50_000]
+                    progress.update(min(len(pop.ids), lo + 50_000))
+
+            start = time.perf_counter()
+            written = gallery.rebuild(batches())
+            progress.finish()
+            if not lite:
+                with common.ticking("milvus index build", stream=out):
+                    _wait_for_index(client, gallery.name)
+            build_s = time.perf_counter() - start
+            if written != len(pop.ids) or len(gallery) != len(pop.ids):
+                raise RuntimeError(f"milvus holds {len(gallery)} of {len(pop.ids)} templates")
+            memory = descendants_rss_mb() - rss_before if lite else float("nan")
+            where = "Lite, temporary file" if lite and opts.milvus_uri is None else uri
+            name = f"milvus-{'lite-' if lite else ''}{gallery.index.lower()}"
+            engine = MilvusEngine(
+                name, gallery, f"{gallery.index}, IP, strong consistency; {where}"
+            )
+            m = measure(engine, single, probes.queries, quiet=opts.quiet)
+            row = score(
+                engine,
+                m,
+                probes,
+                size=opts.size,
+                build_s=build_s,
+                memory_mb=memory,
+                threshold=threshold,
+            )
+        finally:
+            gallery.drop()
+            gallery.close()
+    if not lite:
+        row["memory_mb"] = None
+    row["threads"] = faiss.omp_get_max_threads()
+    _say(
+        opts,
+        f"  {row['index']}: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+        f"recall {row['recall_at_1']}, build {row['build_s']} s",
+    )
+    return row
+
+
+def _wait_for_index(client: Any, collection: str, poll_s: float = 2.0) -> None:
+    """Until a server's index covers every row of the collection (or alias)."""
+    while True:
+        names = client.list_indexes(collection)
+        described = [client.describe_index(collection, index_name=n) for n in names]
+        if all(int(d.get("pending_index_rows", 0)) == 0 for d in described):
+            return
+        time.sleep(poll_s)
 
 
 def _pgvector_rows(
@@ -895,7 +1019,7 @@ def add_ratios(rows: list[Row], probes: Probes) -> None:
     naive = next((r for r in rows if r["index"] == NAIVE), None)
     pg_rows = [r for r in rows if str(r["index"]).startswith("pgvector")]
     for row in rows:
-        if not str(row["index"]).startswith("border"):
+        if not str(row["index"]).startswith(("border", "milvus")):
             continue
         if naive is not None:
             row["ratio_vs_numpy"] = round(_f(naive["p99_ms"]) / _f(row["p99_ms"]), 2)
@@ -965,7 +1089,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
     p.add_argument("--batch", type=int, default=2000, help="batch: half mated, half not")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--kinds", default=",".join(DEFAULT_KINDS), help=f"comma list of {KINDS}")
-    p.add_argument("--nprobe", default="", help="IVF nprobe values (one row each)")
+    p.add_argument("--nprobe", default="", help="IVF nprobe values, numbers or auto (one row each)")
     p.add_argument("--peers", default="", help="alias of --kinds for peers only: numpy,pgvector")
     p.add_argument(
         "--ef-search", default="40,100,200,400,1000", help="pgvector hnsw.ef_search (max 1000)"
@@ -984,6 +1108,15 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
     p.add_argument(
         "--peers-from", type=Path, default=None, help="take the peers' rows from this earlier JSON"
     )
+    p.add_argument(
+        "--milvus-uri", default=None, help="a Milvus server (else Milvus Lite in a temporary file)"
+    )
+    p.add_argument(
+        "--milvus-index",
+        default="auto",
+        choices=("auto", "FLAT", "IVF_FLAT", "HNSW"),
+        help="auto: FLAT on Milvus Lite, HNSW on a server (matching.milvus)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the rows here")
     a = p.parse_args(argv)
     kinds = tuple(k for k in a.kinds.split(",") if k)
@@ -997,7 +1130,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
         batch=a.batch,
         seed=a.seed,
         kinds=kinds,
-        nprobe=tuple(int(x) for x in a.nprobe.split(",") if x),
+        nprobe=tuple("auto" if x == "auto" else int(x) for x in a.nprobe.split(",") if x),
         ef_search=tuple(int(x) for x in a.ef_search.split(",") if x),
         hnsw_m=a.hnsw_m,
         hnsw_ef_construction=a.hnsw_ef_construction,
@@ -1009,6 +1142,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
         quiet=a.quiet,
         threads=tuple(int(x) for x in a.threads.split(",") if x),
         peers_from=a.peers_from,
+        milvus_uri=a.milvus_uri,
+        milvus_index=a.milvus_index,
     )
     return opts, a.json
 

@@ -64,6 +64,11 @@ ERROR_CODES: tuple[tuple[str, tuple[int, ...], str], ...] = (
     ),
     ("face_mismatch", (422,), "the face does not match the person it is given for"),
     (
+        "chip_invalid",
+        (422,),
+        "enrollment: the passport chip failed a check, named in `failed_check` (docs/documents.md)",
+    ),
+    (
         "duplicate_identity",
         (409,),
         "the face is already enrolled under another person: `candidates`",

@@ -69,6 +69,7 @@ from enrollment import api as enrollment_api
 from enrollment import service as enrollment_service
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
+from matching.milvus import GalleryUnavailable
 from visa import api as visa_api
 from visa.policy import Policy, load_policy
 
@@ -367,6 +368,13 @@ def _store_down(request: Request, exc: Exception) -> Response:
     )
 
 
+def _galleries_down(request: Request, exc: Exception) -> Response:
+    log.warning("galleries unavailable: %s", exc)
+    return _error_response(
+        request, Unavailable("the face galleries are unavailable; retry in a few seconds")
+    )
+
+
 _SECURITY_HEADERS = (
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
@@ -645,16 +653,13 @@ workers, ``/metrics`` reads what the others last wrote."""
 
 
 def _sample(metrics: Metrics, rt: Runtime, bio: Biometrics) -> None:
-    galleries = bio.galleries
-    metrics.sample(
-        rt.pool.get_stats(),
-        {"enrolled": len(galleries.enrolled), "watchlist": len(galleries.watchlist)},
-    )
+    metrics.sample(rt.pool.get_stats(), bio.galleries.sizes())
 
 
 async def _sample_every(seconds: float, metrics: Metrics, rt: Runtime, bio: Biometrics) -> None:
     while True:
-        _sample(metrics, rt, bio)
+        # A thread: in Milvus the sizes are a query, which may wait for a slow server.
+        await anyio.to_thread.run_sync(_sample, metrics, rt, bio)
         await anyio.sleep(seconds)
 
 
@@ -784,6 +789,7 @@ def create_app(settings: Settings | None = None, face_model: FaceModel | None = 
         psycopg.DataError: _bad_data,
         OverflowError: _bad_data,
         psycopg_pool.PoolTimeout: _store_down,
+        GalleryUnavailable: _galleries_down,
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)

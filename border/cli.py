@@ -181,6 +181,11 @@ def serve(
         store = core_runtime.prepare(settings, migration_dirs())
     except ConfigurationError as exc:
         raise _fail(str(exc)) from None
+    try:
+        _check_gallery_backend(settings, workers)
+    except ConfigurationError as exc:
+        store.close()
+        raise _fail(str(exc)) from None
     # uvicorn would believe X-Forwarded-For from loopback; the service decides whom to
     # believe, from BORDER_TRUSTED_PROXIES (DESIGN §14).
     options: dict[str, Any] = {
@@ -206,6 +211,33 @@ def serve(
         raise _fail(str(exc)) from None
     finally:
         store.close()
+
+
+def _check_gallery_backend(settings: Settings, workers: int) -> None:
+    """Before the slow start: Milvus Lite serves one process, and a Milvus server must
+    answer (each worker then opens its own client)."""
+    if settings.gallery_backend != "milvus":
+        return
+    from enrollment.galleries import milvus_place, milvus_uri
+    from matching.milvus import GalleryUnavailable, connect, is_lite
+
+    uri = milvus_uri(settings)
+    if is_lite(uri):
+        if workers > 1:
+            raise ConfigurationError(
+                f"Milvus Lite ({uri}) serves one process, not {workers} workers: use "
+                "--workers 1, or a Milvus server (BORDER_MILVUS_URI=http://host:19530)"
+            )
+        return
+    token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+    try:
+        client = connect(uri, timeout_s=settings.milvus_timeout_s, token=token)
+        client.close()
+    except GalleryUnavailable:
+        raise ConfigurationError(
+            f"Milvus at {milvus_place(uri)} does not answer within "
+            f"{settings.milvus_timeout_s} s: start it or correct BORDER_MILVUS_URI"
+        ) from None
 
 
 def _given_metrics_dir() -> Path | None:
@@ -555,17 +587,29 @@ def audit_verify() -> None:
 
 @index.command("rebuild")
 def index_rebuild() -> None:
-    """Rebuild the galleries from the records store and save their encrypted snapshot."""
+    """Rebuild the galleries from the records store and save their encrypted snapshot
+    (FAISS), or refill Milvus from it (BORDER_GALLERY_BACKEND=milvus): on a Milvus server
+    into new collections while the service keeps searching the old ones."""
     from enrollment.galleries import Galleries
+    from matching.milvus import GalleryUnavailable
 
     with _runtime() as rt:
-        galleries = Galleries(rt.settings)
-        with rt.pool.connection() as conn, _progress("loading captures", "captures") as tick:
-            galleries.rebuild(conn, rt.keys, tick)
-        galleries.save(rt.keys)
+        try:
+            galleries = Galleries(rt.settings)
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from None
+        try:
+            with rt.pool.connection() as conn, _progress("loading captures", "captures") as tick:
+                galleries.rebuild(conn, rt.keys, tick)
+            galleries.save(rt.keys)
+            sizes = galleries.sizes()
+        except GalleryUnavailable as exc:
+            raise _fail(f"{exc}; nothing was moved: run it again when Milvus answers") from None
+        finally:
+            galleries.close()
     typer.echo(
-        f"galleries rebuilt: {len(galleries.enrolled)} templates"
-        f" ({galleries.enrolled.index_kind}), {len(galleries.watchlist)} on the watchlist"
+        f"galleries rebuilt: {sizes.get('enrolled', 0)} templates"
+        f" ({galleries.enrolled.index_kind}), {sizes.get('watchlist', 0)} on the watchlist"
     )
 
 
@@ -588,6 +632,38 @@ def alerts_import(
         except alert_service.BadRow as exc:
             raise _fail(f"{file}: {exc.detail}; nothing was loaded") from None
     typer.echo(f"{read} rows read, {added} alerts added, {read - added} already on record")
+
+
+pki = typer.Typer(help="The passport chip's trust store (DESIGN §16).", no_args_is_help=True)
+app.add_typer(pki, name="pki")
+
+
+@pki.command("import")
+def pki_import(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSCA certificates (PEM or DER), a CRL, or an ICAO CSCA master list"),
+    ],
+) -> None:
+    """Import trust anchors for passive authentication: all of the file or, on a fault,
+    nothing. A master list is verified (CMS signature, signer issued by a CSCA held or
+    listed); a CRL must be signed by an imported CSCA."""
+    from core import auth
+    from visa import pki as pki_service
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _fail(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    with _runtime() as rt:
+        try:
+            done = pki_service.import_file(rt, auth.command_line("pki import"), data)
+        except pki_service.BadTrustFile as exc:
+            raise _fail(f"{file}: {exc.detail}; nothing was imported") from None
+    typer.echo(
+        f"{file}: {done.kind}: {done.anchors_added} CSCA certificates and {done.crls_added} "
+        f"CRLs added, {done.already_held} already held, {done.skipped} skipped"
+    )
 
 
 @app.command()
@@ -616,7 +692,7 @@ def doctor() -> None:
     from core import db, migrate
     from core import store as core_store
     from core.keys import Keyring
-    from enrollment.galleries import Galleries
+    from enrollment.galleries import Galleries, milvus_place, milvus_uri
     from visa.policy import load_policy
 
     rows: list[tuple[str, bool, str]] = []
@@ -664,12 +740,18 @@ def doctor() -> None:
             else:
                 keys = Keyring.open(conn, settings)
                 rows.append(("key ring", True, f"master key version {keys.master.current}"))
-                galleries = Galleries(settings)
-                loaded = galleries.load(keys)
-                rows.append(
-                    ("galleries", True, f"snapshot of {len(galleries.enrolled)} templates"
-                     if loaded else "no usable snapshot: the next start rebuilds from the store")
-                )  # fmt: skip
+                if settings.gallery_backend == "milvus":
+                    # Not opened: Milvus Lite's file is the running service's alone.
+                    where = milvus_place(milvus_uri(settings))
+                    rows.append(("galleries", True, f"in Milvus at {where} (not opened here)"))
+                else:
+                    galleries = Galleries(settings)
+                    loaded = galleries.load(keys)
+                    rows.append(
+                        ("galleries", True, f"snapshot of {len(galleries.enrolled)} templates"
+                         if loaded else
+                         "no usable snapshot: the next start rebuilds from the store")
+                    )  # fmt: skip
     except ConfigurationError as exc:
         rows.append(("database", False, str(exc)))
     finally:
@@ -697,7 +779,8 @@ def policy_check(
         f"{file}: ok. host state {checked.host_state}, rule set {checked.rule_set}, "
         f"{checked.max_stay_days} days in {checked.window_days}, adult at "
         f"{checked.adult_age}, {len(checked.visa_exempt)} visa-exempt nationalities, documents "
-        f"valid {checked.min_document_validity_days} days after entry"
+        f"valid {checked.min_document_validity_days} days after entry, chip required of "
+        f"{len(checked.chip_required)} nationalities"
     )
 
 

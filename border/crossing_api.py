@@ -10,7 +10,7 @@ from border import crossings, models
 from core.auth import ConsularOrOfficer, KioskOrOfficer, Officer
 from core.errors import InvalidRequest
 from core.runtime import RuntimeDep
-from enrollment.api import BiometricsDep, read_image
+from enrollment.api import BiometricsDep, ChipPart, read_chip, read_image
 from visa.policy import Policy
 
 router = APIRouter(tags=["crossings"])
@@ -57,6 +57,9 @@ def create_crossing(
         UUID | None,
         Form(description="the adult's own admitted crossing here, in the last 30 minutes"),
     ] = None,
+    dg1: ChipPart = None,
+    dg2: ChipPart = None,
+    sod: ChipPart = None,
 ) -> models.CrossingOut | models.KioskCrossingOut:
     request = crossings.CrossingIn(
         image=read_image(image, rt),
@@ -66,6 +69,7 @@ def create_crossing(
         at=at,
         accompanied_by=accompanied_by,
         accompanied_by_crossing=accompanied_by_crossing,
+        chip=read_chip(dg1, dg2, sod),
     )
     return crossings.cross(rt, bio, policy, principal, request)
 

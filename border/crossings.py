@@ -1,7 +1,7 @@
 """Crossings: the kiosk flow, the officer's resolution, a person's crossings and stay, the
 overstayers. Every use case runs in one transaction with its audit event."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 from uuid import UUID, uuid4
@@ -16,7 +16,7 @@ from core.errors import BorderError, Forbidden, InvalidRequest, NoLongerHeld, No
 from core.metrics import border_point_label
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
-from enrollment import intake
+from enrollment import chip_check, intake
 from enrollment import models as enrollment_models
 from enrollment import service as enrollment_service
 from enrollment.service import Biometrics
@@ -42,6 +42,8 @@ class CrossingIn:
     at: str | None
     accompanied_by: UUID | None
     accompanied_by_crossing: UUID | None = None
+    # The passport chip's files (DESIGN §16), when the kiosk read them.
+    chip: chip_check.ChipFiles = field(default_factory=chip_check.ChipFiles)
 
 
 def _now() -> datetime:
@@ -182,6 +184,11 @@ def _out(row: store.CrossingRow, note: str | None = None) -> models.CrossingOut:
         ),
         resolution=resolution,
         late=row.late,
+        chip=(
+            None
+            if row.figures.get("chip") is None
+            else enrollment_models.ChipSummary.model_validate(row.figures["chip"])
+        ),
     )
 
 
@@ -199,10 +206,29 @@ def _read_inputs(
         reasons.append(decision.mrz_reason(exc.extra.get("field"), exc.extra.get("reason")))
     capture: capture_mod.Capture | None = None
     try:
-        capture = capture_mod.from_image(bio.model, image, rt.settings)
+        capture = capture_mod.from_image(bio.model, image, rt.settings, profile="kiosk")
     except (capture_mod.NoFace, capture_mod.MultipleFaces, capture_mod.LowQuality) as exc:
         reasons.append(decision.face_reason(exc))
     return document, capture, reasons
+
+
+def _chip(
+    rt: Runtime,
+    bio: Biometrics,
+    request: CrossingIn,
+    document: MRZ | None,
+    capture: capture_mod.Capture | None,
+    at: datetime,
+) -> chip_check.ChipResult | None:
+    """The chip's check when its files came with a readable printed MRZ (without one there
+    is nothing to check DG1 against, and MRZ_INVALID refers the traveller already). A chip
+    fault is the traveller's outcome: it never refuses the post."""
+    if not request.chip.presented or document is None:
+        return None
+    return chip_check.check(
+        rt, bio.model, request.chip, mrz=request.mrz, issuing_state=document.issuing_state,
+        at=at, live=None if capture is None else capture.face.template,
+    )  # fmt: skip
 
 
 # A kiosk names a minor's adult by the crossing it got for the adult just before.
@@ -246,6 +272,7 @@ def cross(
     at = _moment(rt, principal, request.at)
     day = host_day(rt, at)
     document, capture, input_reasons = _read_inputs(bio, rt, request)
+    chip = _chip(rt, bio, request, document, capture, at)
 
     crossing_id = uuid4()
     with transaction(rt.pool) as conn:
@@ -290,6 +317,7 @@ def cross(
                 history=_history(conn, holder),
                 accompanied=facts.accompanied,
                 holder_erased=erased,
+                chip=chip,
             ),
         )
         changed = bool(facts.candidates) and holder is None
@@ -313,7 +341,9 @@ def cross(
                 if changed
                 else None
             ),
-            figures=judgement.figures,
+            # The chip's check is kept with the figures, for an auditor's replay.
+            figures=judgement.figures
+            | ({"chip": chip.summary(rt.settings.verify_threshold)} if chip is not None else {}),
             rule_set=policy.rule_set,
             visa_id=judgement.visa_id,
             accompanied_by=facts.companion,
@@ -346,6 +376,7 @@ def cross(
                 "candidates": [str(c.person_id) for c in facts.candidates],
                 "late": row.late,
                 "holder_erased": erased,
+                "chip": None if chip is None else chip.passive_authentication,
             },
         )
     if facts.enrolled_seq is not None and capture is not None:
@@ -516,6 +547,8 @@ def _link(
         # A second referral on the same new document finds it joined already.
         document_id = enrollment_service.add_document_in(rt, conn, person_id, document).document_id
     figures = judgement.figures | {"linked_reasons": [r.as_dict() for r in judgement.reasons]}
+    if "chip" in row.figures:
+        figures["chip"] = row.figures["chip"]
     person_key = rt.keys.data_key(conn, person_id)
     if person_key is None:
         raise NotFound("person", person_id)

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from core.errors import BorderError
 from enrollment.capture import LowQuality, MultipleFaces, NoFace
+from enrollment.chip_check import ChipResult
 from enrollment.models import DOCUMENT_CATEGORIES, AlertFact
 from visa import rules
 from visa.mrz import MRZ
@@ -68,6 +69,9 @@ class Facts:
     # The document's holder was erased while the crossing waited for their lock: nobody
     # holds the document now, and nobody is enrolled from this crossing.
     holder_erased: bool = False
+    # The passport chip's check (DESIGN §16); None when no chip file was presented (or the
+    # printed MRZ did not read, leaving nothing to check the chip against).
+    chip: ChipResult | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ def judge(policy: Policy, facts: Facts) -> Judgement:
         )
     if facts.distance is not None and facts.distance > facts.threshold:
         reasons.append(mismatch(facts.distance, facts.threshold))
+    reasons += chip_reasons(policy, facts.document, facts.chip, facts.threshold)
     reasons += alert_reasons(facts.alerts)
     figures: dict[str, object] = {"rule_set": policy.rule_set, "direction": facts.direction}
     visa_id = None
@@ -125,6 +130,47 @@ def judge(policy: Policy, facts: Facts) -> Judgement:
         if facts.direction == "entry" and before and before[-1].direction == "entry":
             reasons.append(entry_without_exit(before[-1].on.isoformat()))
     return Judgement(reasons, decide(reasons), figures, visa_id)
+
+
+def chip_reasons(
+    policy: Policy, document: MRZ | None, chip: ChipResult | None, threshold: float
+) -> list[Reason]:
+    """The passport chip's reasons (DESIGN §16), none of them grounds for refusal: an
+    officer examines the document. CHIP_INVALID names the failed check; CSCA_UNKNOWN says
+    that the chip holds together but no imported CSCA vouches for its signer;
+    CHIP_FACE_MISMATCH compares the live face with the chip's photo at the verify
+    threshold; CHIP_NOT_PRESENTED only for the policy's ``chip_required`` nationalities."""
+    if chip is None:
+        if document is not None and policy.needs_chip(document.nationality):
+            return [
+                Reason.of(
+                    "CHIP_NOT_PRESENTED",
+                    "the passport's chip must be read for this nationality; it was not",
+                )
+            ]
+        return []
+    reasons = []
+    if chip.failed_check is not None:
+        reasons.append(
+            Reason.of("CHIP_INVALID", f"the chip failed {chip.failed_check}: {chip.detail}")
+        )
+    if chip.passive_authentication == "no_trust_anchor":
+        reasons.append(
+            Reason.of(
+                "CSCA_UNKNOWN",
+                "no imported CSCA vouches for the chip's document signer (signature and "
+                "hashes hold)",
+            )
+        )
+    if chip.face_distance is not None and chip.face_distance > threshold:
+        reasons.append(
+            Reason.of(
+                "CHIP_FACE_MISMATCH",
+                f"the live face is {chip.face_distance:.3f} from the chip's photo; "
+                f"the limit is {threshold:.2f}",
+            )
+        )
+    return reasons
 
 
 def alert_reasons(alerts: Sequence[Alert]) -> list[Reason]:

@@ -5,8 +5,10 @@ The cast is the three people in the sample photographs (samples/faces), under ma
 names and documents: a visa-exempt visitor first seen at a kiosk, who leaves on a renewed
 passport that an officer links to his record, a visa holder whose passport an impostor
 tries to use and who later shows a passport on the stolen list, and a minor without a
-visa. The run prints every crossing with its decision and reasons, the overstayers, and
-the audit-chain check.
+visa. Joe's passport carries a chip (a specimen CSCA of Kenya, imported into the trust
+store, and a chip signed under it: DESIGN §16), so the kiosk also checks the chip and
+compares its photo with the live face. The run prints every crossing with its decision and
+reasons, the overstayers, and the audit-chain check.
 """
 
 import shutil
@@ -19,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 with warnings.catch_warnings():
     # Starlette nudges toward httpx2; the demo only needs the in-process client.
     warnings.simplefilter("ignore")
@@ -30,6 +34,7 @@ from border.schema import migration_dirs
 from core import auth
 from core.runtime import Runtime
 from core.settings import Settings
+from visa import pki, specimen
 from visa.mrz import format_td3
 
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "lin-manuel-miranda.png")
@@ -98,14 +103,19 @@ class Demo:
         direction: str,
         at: datetime,
         role: str = "kiosk",
+        chip: dict[str, bytes] | None = None,
     ) -> dict[str, Any]:
         """A crossing posted by the kiosk, or by the officer (``role``) for one older than
-        the kiosk's back-dating window."""
+        the kiosk's back-dating window; with ``chip``, the passport chip's files the kiosk
+        read (DESIGN §16)."""
+        files: dict[str, tuple[str, bytes, str]] = self.image(photo)
+        for name, data in (chip or {}).items():
+            files[name] = (name, data, "application/octet-stream")
         result: dict[str, Any] = self.call(
             "POST",
             "/v1/crossings",
             role,
-            files=self.image(photo),
+            files=files,
             data={
                 "mrz": who.mrz(),
                 "direction": direction,
@@ -145,6 +155,29 @@ class Demo:
             c for c in queue if c["crossing_id"] == crossing["crossing_id"]
         )
         return found
+
+
+def _passport_chip(demo: Demo, who: Traveller) -> dict[str, bytes]:
+    """The traveller's e-passport chip, made for the demo: a specimen CSCA of the issuing
+    state, imported into the trust store as `border pki import` does, a document signer,
+    and DG1 (the MRZ), DG2 (the photo, as JPEG 2000) and EF.SOD signing both."""
+    rt: Runtime = demo.client.app_state["rt"]
+    authority = specimen.csca("KE", name="CSCA Kenya (demo specimen)")
+    pki.import_file(rt, auth.command_line("demo"), authority.pem)
+    image = cv2.imread(str(demo.faces / who.photo), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MissingPhotos(f"{demo.faces / who.photo} is not a readable photo")
+    height, width = image.shape[:2]
+    image = cv2.resize(image, (360, height * 360 // width), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jp2", image)
+    if not ok:
+        raise RuntimeError("OpenCV could not encode JPEG 2000")
+    one, two = specimen.dg1(who.mrz()), specimen.dg2(encoded.tobytes(), "jpeg2000")
+    return {
+        "dg1": one,
+        "dg2": two,
+        "sod": specimen.sod(specimen.signer(authority), {1: one, 2: two}),
+    }
 
 
 @contextmanager
@@ -272,6 +305,8 @@ def _play(demo: Demo) -> int:
     }
     demo.call("POST", "/v1/visas", "consular", json=visa)
     demo.enroll(lin)
+    chip = _passport_chip(demo, joe)
+    print("admin: imports Kenya's CSCA certificate into the chip's trust store")
 
     print(f"\nkiosk at {POINT}, and the officer behind it")
     # A kiosk may not date a crossing more than 72 hours back: the officer records this one
@@ -281,8 +316,13 @@ def _play(demo: Demo) -> int:
         role="officer",
     )  # fmt: skip
     print("  officer records Barack's entry of 100 days ago from the paper log")
-    impostor = demo.cross("impostor on Joe's passport", joe, lin.photo, "entry", start)
-    demo.cross("Joe", joe, "biden.jpg", "entry", start + timedelta(minutes=5))
+    impostor = demo.cross("impostor on Joe's passport", joe, lin.photo, "entry", start, chip=chip)
+    checked = demo.officer_view(impostor)["chip"]
+    print(
+        f"  the chip of Joe's passport: passive authentication {checked['passive_authentication']}"
+        f"; its photo lies {checked['face_distance']:.2f} from the live face"
+    )
+    demo.cross("Joe", joe, "biden.jpg", "entry", start + timedelta(minutes=5), chip=chip)
     alone = demo.cross(
         "Lin, alone, no visa", lin, lin.photo, "entry", start + timedelta(minutes=20)
     )

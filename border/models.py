@@ -97,6 +97,9 @@ class CrossingOut(BaseModel):
         description="recorded more than 10 minutes after `at` (listed by GET "
         "/v1/crossings?late=true)"
     )
+    chip: enrollment_models.ChipSummary | None = Field(
+        default=None, description="the passport chip's check, when its files were presented"
+    )
 
 
 class KioskCrossingOut(BaseModel):

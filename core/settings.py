@@ -2,19 +2,22 @@
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class QualityThresholds(BaseModel):
-    """Capture quality limits (see enrollment/quality.py for how each is measured). The
-    defaults accept ordinary photos: every single-face photo in samples/faces passes except
-    one with 24 px between the eyes. Kiosks may be given stricter ones."""
+    """Capture quality limits of one profile (see enrollment/quality.py for how each is
+    measured, docs/biometrics.md for the study behind each default). A measure whose limit
+    is at its loosest end (0 for a minimum, 255, 1 or 180 for a maximum) never refuses: it
+    is still measured and reported. These defaults are the enrollment profile's."""
 
-    min_eye_distance_px: float = Field(default=32.0, gt=0)
+    model_config = ConfigDict(extra="forbid")
+
+    min_eye_distance_px: float = Field(default=32.0, ge=0)
     min_sharpness: float = Field(
         default=4.0, ge=0, description="Laplacian variance per unit of grey variance, x100"
     )
@@ -24,10 +27,81 @@ class QualityThresholds(BaseModel):
         default=0.4, ge=0, le=1, description="share of face pixels at 0-5 or 250-255"
     )
     min_contrast: float = Field(default=18.0, ge=0, description="grey standard deviation")
-    max_pose_deg: float = Field(default=35.0, gt=0, description="yaw or roll, degrees")
+    max_pose_deg: float = Field(default=35.0, gt=0, le=180, description="yaw or roll, degrees")
     max_cut_off_share: float = Field(
         default=0.15, ge=0, le=1, description="share of the face box outside the frame"
     )
+
+    def stricter_than(self, other: "QualityThresholds") -> list[str]:
+        """The limits of ``self`` that are stricter than ``other``'s: empty when ``self``
+        refuses nothing ``other`` accepts."""
+        stricter = []
+        for name in type(self).model_fields:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if (mine > theirs) if name.startswith("min_") else (mine < theirs):
+                stricter.append(name)
+        return stricter
+
+
+class KioskQualityThresholds(QualityThresholds):
+    """The kiosk profile (crossings, 1:1 verify, 1:N identify, a document's live face): a
+    probe compared once, not a reference kept for years. Chosen by
+    benchmarks/bench_quality.py (docs/biometrics.md): face size, exposure, contrast and pose
+    refused only probes that still matched, so they are advisory here (loosest end);
+    sharpness keeps a floor where blur brought impostors near the verify threshold;
+    cut-off, which the study does not vary, keeps enrollment's limit."""
+
+    min_eye_distance_px: float = Field(default=0.0, ge=0)
+    min_sharpness: float = Field(default=0.55, ge=0)
+    min_brightness: float = Field(default=0.0, ge=0, le=255)
+    max_brightness: float = Field(default=255.0, ge=0, le=255)
+    max_clipped_share: float = Field(default=1.0, ge=0, le=1)
+    min_contrast: float = Field(default=0.0, ge=0)
+    max_pose_deg: float = Field(default=180.0, gt=0, le=180)
+    max_cut_off_share: float = Field(default=0.15, ge=0, le=1)
+
+
+class QualityProfiles(BaseModel):
+    """The two quality profiles (DESIGN §17), each set per measure with
+    ``BORDER_QUALITY__KIOSK__<MEASURE>`` or ``BORDER_QUALITY__ENROLLMENT__<MEASURE>``. The
+    kiosk's is never stricter than enrollment's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enrollment: QualityThresholds = Field(default_factory=QualityThresholds)
+    kiosk: KioskQualityThresholds = Field(default_factory=KioskQualityThresholds)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_flat_thresholds(cls, data: object) -> object:
+        # BORDER_QUALITY__<MEASURE> set both profiles' limit before there were two; read
+        # silently it would now do nothing, so it is refused, with what replaces it.
+        if isinstance(data, dict):
+            flat = sorted(k for k in data if k in QualityThresholds.model_fields)
+            if flat:
+                raise ValueError(
+                    "; ".join(
+                        f"BORDER_QUALITY__{k.upper()} is no longer read: set "
+                        f"BORDER_QUALITY__ENROLLMENT__{k.upper()} and/or "
+                        f"BORDER_QUALITY__KIOSK__{k.upper()}"
+                        for k in flat
+                    )
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _kiosk_never_stricter(self) -> "QualityProfiles":
+        stricter = self.kiosk.stricter_than(self.enrollment)
+        if stricter:
+            raise ValueError(
+                "the kiosk profile may not be stricter than enrollment's: "
+                + ", ".join(
+                    f"BORDER_QUALITY__KIOSK__{n.upper()} against "
+                    f"BORDER_QUALITY__ENROLLMENT__{n.upper()}"
+                    for n in stricter
+                )
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -97,7 +171,7 @@ class Settings(BaseSettings):
         ge=160,
         description="longer side of the copy faces are detected on (twice that when it shows none)",
     )
-    quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    quality: QualityProfiles = Field(default_factory=QualityProfiles)
 
     # Distances are Euclidean between unit-length templates (matching/gallery.py): one
     # person's photos lie 0.17-0.29 apart, different people 0.45 and more.
@@ -113,10 +187,40 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="worker processes `border serve` runs: one per core"
     )
+    gallery_backend: Literal["faiss", "milvus"] = Field(
+        default="faiss",
+        description="faiss: galleries in each process, sealed snapshots; milvus: one shared "
+        "copy in Milvus (DESIGN §13)",
+    )
+    milvus_uri: str | None = Field(
+        default=None,
+        description="a file path runs Milvus Lite in the one process (it locks the file); "
+        "http://host:19530 a Milvus server every worker and node shares; unset: "
+        "data_dir/galleries/milvus.db",
+    )
+    milvus_token: SecretStr | None = Field(
+        default=None, description="Milvus credentials, 'user:password' or an API key"
+    )
+    milvus_collection_prefix: str = Field(
+        default="border",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,40}$",
+        description="the galleries are <prefix>_enrolled and <prefix>_watchlist",
+    )
+    milvus_index: Literal[
+        "auto", "FLAT", "IVF_FLAT", "HNSW", "GPU_BRUTE_FORCE", "GPU_IVF_FLAT", "GPU_CAGRA"
+    ] = Field(
+        default="auto",
+        description="auto: FLAT on Milvus Lite, HNSW on a server; GPU_* need GPU query nodes",
+    )
+    milvus_timeout_s: int = Field(
+        default=10, ge=1, le=300, description="a Milvus call gives up after this long: 503"
+    )
     gallery_index: Literal["auto", "flat", "ivf"] = "auto"
     gallery_ivf_min_size: int = Field(default=50_000, ge=1000)
-    gallery_nprobe: int = Field(
-        default=256, ge=1, description="IVF lists probed per query: recall 0.995 at 1M"
+    gallery_nprobe: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        default="auto",
+        description="IVF lists probed per query: `auto` follows the index (matching.gallery."
+        "nprobe_for: a tenth of the lists up to 1M templates, recall 0.995), a number overrides",
     )
     gallery_search_threads: int = Field(
         default=1,

@@ -27,7 +27,7 @@ from core.auth import (
 )
 from core.errors import InvalidRequest
 from core.runtime import RuntimeDep
-from enrollment import alerts, models, service
+from enrollment import alerts, chip_check, models, service
 from enrollment.intake import ImageTooLarge
 
 router = APIRouter(tags=["enrollment"])
@@ -55,6 +55,30 @@ def read_image(upload: UploadFile, rt: RuntimeDep) -> bytes:
     return data
 
 
+ChipPart = Annotated[
+    UploadFile | None, File(description="a passport chip file as read (binary, DESIGN §16)")
+]
+
+
+def read_chip(
+    dg1: UploadFile | None, dg2: UploadFile | None, sod: UploadFile | None
+) -> chip_check.ChipFiles:
+    """The chip's files as posted. A part over ``PART_MAX_BYTES`` is not read further: it
+    fails the chip's check (``part_size``), the traveller's outcome, not a refused post."""
+    limit = chip_check.PART_MAX_BYTES
+    parts: dict[str, bytes | None] = {}
+    oversized = []
+    for name, upload in (("dg1", dg1), ("dg2", dg2), ("sod", sod)):
+        data = None if upload is None else upload.file.read(limit + 1)
+        if data is not None and len(data) > limit:
+            oversized.append(name)
+            data = None
+        parts[name] = data
+    return chip_check.ChipFiles(
+        dg1=parts["dg1"], dg2=parts["dg2"], sod=parts["sod"], oversized=tuple(oversized)
+    )
+
+
 @router.post("/persons", status_code=status.HTTP_201_CREATED, name="persons.create")
 def create_person(
     image: ImageField,
@@ -69,6 +93,12 @@ def create_person(
     note: Annotated[
         str | None, Form(max_length=2000, description="why the candidates are not this person")
     ] = None,
+    dg1: ChipPart = None,
+    dg2: ChipPart = None,
+    sod: ChipPart = None,
+    store_chip_face: Annotated[
+        bool, Form(description="keep the chip's photo as a capture (a chip that passed)")
+    ] = False,
 ) -> models.PersonCreated:
     override = None
     if not_duplicate_of:
@@ -80,8 +110,9 @@ def create_person(
             "`note` goes with `not_duplicate_of`, the candidates rejected", field="note"
         )
     return service.enroll(
-        rt, bio, principal, image=read_image(image, rt), mrz_text=mrz, override=override
-    )
+        rt, bio, principal, image=read_image(image, rt), mrz_text=mrz, override=override,
+        chip=read_chip(dg1, dg2, sod), store_chip_face=store_chip_face,
+    )  # fmt: skip
 
 
 @router.get("/persons", name="persons.search")

@@ -2,13 +2,17 @@
 quality, compute its template. Each refusal is a BorderError with its stable code."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from core.errors import BorderError
-from core.settings import Settings
+from core.settings import QualityThresholds, Settings
 from enrollment import intake, quality
 from enrollment.intake import RGBImage
 from enrollment.templates import Face, FaceModel
+
+# DESIGN §17: ``enrollment`` for a reference kept for years (persons, captures), ``kiosk``
+# for a probe compared once (crossings, 1:1 verify, 1:N identify, a document's live face).
+Profile = Literal["enrollment", "kiosk"]
 
 
 class NoFace(BorderError):
@@ -30,13 +34,19 @@ class LowQuality(BorderError):
 class Capture:
     image: RGBImage
     face: Face
+    # Judged by the profile the capture was taken under; none failed.
     measures: list[quality.Measure]
+    # The same figures judged by the enrollment profile: what a stored capture is held to.
+    as_reference: list[quality.Measure]
 
     def quality_report(self) -> dict[str, Any]:
-        """Every measure with its value, threshold and verdict, keyed by name."""
+        """Every measure with its value, enrollment threshold and verdict, keyed by name:
+        what is stored with a capture. A kiosk capture that enrolls a first-time traveller
+        (DESIGN §6) passed the kiosk's profile only; its report shows what enrollment's
+        would have refused, so an officer can take a better reference."""
         return {
             m.name: {"value": round(m.value, 3), "threshold": m.threshold, "passed": m.passed}
-            for m in self.measures
+            for m in self.as_reference
         }
 
 
@@ -49,23 +59,34 @@ def limits(settings: Settings) -> intake.Limits:
     )
 
 
-def analyse(model: FaceModel, data: bytes, settings: Settings) -> Capture:
+def analyse(
+    model: FaceModel, data: bytes, settings: Settings, *, profile: Profile = "enrollment"
+) -> Capture:
     """Raises ImageUnreadable / ImageTooLarge (a device fault: nothing to judge), NoFace,
     MultipleFaces or LowQuality (the traveller's outcome), in that order; DecodersBusy
-    (503) when the process's decoding slots stay taken."""
-    return from_image(model, intake.decode(data, limits(settings)), settings)
+    (503) when the process's decoding slots stay taken. Quality is judged by ``profile``'s
+    limits."""
+    return from_image(model, intake.decode(data, limits(settings)), settings, profile=profile)
 
 
-def from_image(model: FaceModel, image: RGBImage, settings: Settings) -> Capture:
+def thresholds(settings: Settings, profile: Profile) -> QualityThresholds:
+    return settings.quality.kiosk if profile == "kiosk" else settings.quality.enrollment
+
+
+def from_image(
+    model: FaceModel, image: RGBImage, settings: Settings, *, profile: Profile = "enrollment"
+) -> Capture:
     """The face stage alone, for an image already decoded: NoFace, MultipleFaces or
-    LowQuality, or the capture."""
+    LowQuality (each failed measure with its value and ``profile``'s threshold), or the
+    capture."""
     boxes = model.detect(image)
     if not boxes:
         raise NoFace("no face was found in the image")
     if len(boxes) > 1:
         raise MultipleFaces(f"{len(boxes)} faces were found; the capture must show one person")
     face = model.describe(image, boxes[0])
-    measures = quality.assess(image, face.box, face.landmarks, settings.quality)
+    figures = quality.measure(image, face.box, face.landmarks)
+    measures = quality.judge(figures, thresholds(settings, profile))
     failed = [m for m in measures if not m.passed]
     if failed:
         raise LowQuality(
@@ -75,4 +96,4 @@ def from_image(model: FaceModel, image: RGBImage, settings: Settings) -> Capture
                 for m in failed
             ],
         )
-    return Capture(image, face, measures)
+    return Capture(image, face, measures, quality.judge(figures, settings.quality.enrollment))

@@ -6,6 +6,14 @@ snapshot is loaded and only captures numbered above its watermark are decrypted 
 added; then the id sets are reconciled with the store, so a capture committed just before
 a crash is added and an erased one removed. Without a usable snapshot everything is
 rebuilt from the store.
+
+With ``BORDER_GALLERY_BACKEND=milvus`` both galleries live in Milvus (matching/milvus.py),
+one copy shared by every worker and node: nothing is snapshotted, and a start reconciles
+the ids Milvus holds with the store's instead of loading. The watermark stays per process:
+a dedup first adds whatever another process committed and (say, by crashing) did not add,
+which is harmless because an add of a present capture is skipped. A capture committed while
+Milvus is away is added by the next catch-up, and a removal that could not reach it is
+retried there; searches meanwhile answer 503 ``unavailable``.
 """
 
 import json
@@ -16,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import numpy as np
@@ -23,12 +32,16 @@ import numpy.typing as npt
 
 from core import crypto
 from core.db import Conn
+from core.errors import ConfigurationError
 from core.keys import Keyring
 from core.settings import Settings
 from core.store import DataKeyRow
 from enrollment import store
 from enrollment.templates import Template
 from matching.gallery import Gallery
+from matching.milvus import GalleryUnavailable, MilvusGallery, connect, is_lite
+
+AnyGallery = Gallery | MilvusGallery
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +83,29 @@ def open_templates(
     return seqs, templates
 
 
+def milvus_uri(settings: Settings) -> str:
+    """BORDER_MILVUS_URI, or Milvus Lite in the data directory."""
+    if settings.milvus_uri:
+        return settings.milvus_uri
+    return str(settings.data_dir / "galleries" / "milvus.db")
+
+
+def milvus_place(uri: str) -> str:
+    """Where Milvus is, for messages: the file, or the server's host and port (never
+    credentials written into the URI)."""
+    if is_lite(uri):
+        return uri
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _held(gallery: AnyGallery, seqs: list[int]) -> set[int]:
+    """Which of ``seqs`` the gallery holds (Milvus: one query, not one per capture)."""
+    if isinstance(gallery, MilvusGallery):
+        return gallery.present(seqs) if seqs else set()
+    return {s for s in seqs if s in gallery}
+
+
 @dataclass(frozen=True)
 class _Page:
     """Captures read in one go: how many rows, the last number, and the decrypted ones
@@ -85,11 +121,59 @@ class _Page:
 class Galleries:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.enrolled = self._new_enrolled()
-        self.watchlist = Gallery(kind="flat")
+        self.enrolled: AnyGallery
+        self.watchlist: AnyGallery
+        self.shared = settings.gallery_backend == "milvus"
+        if self.shared:
+            self.enrolled, self.watchlist = self._open_milvus()
+        else:
+            self.enrolled = self._new_enrolled()
+            self.watchlist = Gallery(kind="flat")
         self.watermark = 0
         self._watchlist_changes = -1  # store.watchlist_changes when last synced
+        self._replay_from: int | None = None  # a committed capture Milvus did not take
+        self._pending_removal: set[int] = set()  # erased captures Milvus still holds
         self._lock = threading.Lock()
+
+    def _open_milvus(self) -> tuple[MilvusGallery, MilvusGallery]:
+        settings = self.settings
+        uri = milvus_uri(settings)
+        lite = is_lite(uri)
+        if lite:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+        prefix, timeout = settings.milvus_collection_prefix, settings.milvus_timeout_s
+        try:
+            client = connect(uri, timeout_s=timeout, token=token)
+            enrolled = MilvusGallery(
+                client, f"{prefix}_enrolled", lite=lite, index=settings.milvus_index,
+                timeout_s=timeout,
+            )  # fmt: skip
+            watchlist = MilvusGallery(
+                client, f"{prefix}_watchlist", lite=lite, index="FLAT", timeout_s=timeout
+            )
+        except (GalleryUnavailable, ValueError) as exc:
+            hint = (
+                "Milvus Lite serves one process: is another using the file?"
+                if lite
+                else "is the server up?"
+            )
+            raise ConfigurationError(
+                f"the galleries in Milvus at {milvus_place(uri)} cannot be opened ({exc}); "
+                f"{hint} (BORDER_MILVUS_URI)"
+            ) from None
+        return enrolled, watchlist
+
+    def sizes(self) -> dict[str, int]:
+        """Templates in each gallery, for the gauges; none while Milvus is out of reach."""
+        try:
+            return {"enrolled": len(self.enrolled), "watchlist": len(self.watchlist)}
+        except GalleryUnavailable:
+            return {}
+
+    def close(self) -> None:
+        if isinstance(self.enrolled, MilvusGallery):
+            self.enrolled.close()
 
     def _new_enrolled(self) -> Gallery:
         return Gallery(
@@ -113,24 +197,49 @@ class Galleries:
 
     def add(self, seqs: list[int], templates: list[Template], watchlisted: set[int]) -> None:
         """Add committed captures, those in ``watchlisted`` to the watchlist too. Captures
-        already present are skipped, so replaying is safe."""
+        already present are skipped, so replaying is safe. The captures are committed: if
+        Milvus cannot take them now, the next catch-up adds them from the store."""
+        try:
+            self._add(seqs, templates, watchlisted)
+        except GalleryUnavailable as exc:
+            log.warning("galleries: %s; %d committed captures wait for the next catch-up",
+                        exc, len(seqs))  # fmt: skip
+            with self._lock:
+                self._replay_from = min(self._replay_from or min(seqs), *seqs)
+
+    def _add(self, seqs: list[int], templates: list[Template], watchlisted: set[int]) -> None:
         with self._lock:
             for gallery, wanted in ((self.enrolled, None), (self.watchlist, watchlisted)):
-                fresh = [
+                chosen = [
                     (s, t)
                     for s, t in zip(seqs, templates, strict=True)
-                    if s not in gallery and (wanted is None or s in wanted)
+                    if wanted is None or s in wanted
                 ]
+                held = _held(gallery, [s for s, _ in chosen])
+                fresh = [(s, t) for s, t in chosen if s not in held]
                 if fresh:
                     gallery.add([s for s, _ in fresh], np.vstack([t for _, t in fresh]))
             if seqs:
                 self.watermark = max(self.watermark, *seqs)
 
     def remove(self, seqs: list[int], *, watchlist_only: bool = False) -> None:
+        """Take erased (or unlisted) captures out; in Milvus the deleted rows are then
+        compacted away. If Milvus cannot be reached, the next catch-up retries (the store
+        no longer names these captures, so no search returns them meanwhile)."""
         with self._lock:
-            if not watchlist_only:
-                self.enrolled.remove(seqs)
-            self.watchlist.remove(seqs)
+            try:
+                self._remove(seqs, watchlist_only=watchlist_only)
+            except GalleryUnavailable as exc:
+                log.warning("galleries: %s; %d removals retried at the next catch-up",
+                            exc, len(seqs))  # fmt: skip
+                if not watchlist_only:
+                    self._pending_removal.update(seqs)
+
+    def _remove(self, seqs: list[int], *, watchlist_only: bool = False) -> None:
+        galleries = (self.watchlist,) if watchlist_only else (self.enrolled, self.watchlist)
+        for gallery in galleries:
+            if gallery.remove(seqs) and isinstance(gallery, MilvusGallery):
+                gallery.compact()
 
     def _pages(
         self, conn: Conn, keys: Keyring, after: int, progress: Progress | None
@@ -151,14 +260,26 @@ class Galleries:
                 progress(done, total)
 
     def catch_up(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> int:
-        """Add captures committed (by this or another process) above the watermark; when
-        nothing is new this costs one indexed query."""
+        """Add captures committed (by this or another process) above the watermark, and
+        any that Milvus could not take when they were committed; when nothing is new this
+        costs one indexed query. Milvus out of reach: GalleryUnavailable, which the
+        service answers 503 ``unavailable``."""
         done = 0
-        for page in self._pages(conn, keys, self.watermark, progress):
-            self.add(page.seqs, page.templates, page.watched)
+        with self._lock:
+            pending, replay = sorted(self._pending_removal), self._replay_from
+            if pending:
+                self._remove(pending)
+                self._pending_removal.difference_update(pending)
+        after = self.watermark if replay is None else min(self.watermark, replay - 1)
+        for page in self._pages(conn, keys, after, progress):
+            self._add(page.seqs, page.templates, page.watched)
             with self._lock:
                 self.watermark = max(self.watermark, page.last_seq)
             done += page.read
+        if replay is not None:
+            with self._lock:
+                if self._replay_from == replay:
+                    self._replay_from = None
         return done
 
     def reconcile(self, conn: Conn, keys: Keyring) -> tuple[int, int]:
@@ -176,7 +297,11 @@ class Galleries:
             self._watchlist_changes = changes
 
     def _match(
-        self, conn: Conn, keys: Keyring, gallery: Gallery, wanted_seqs: Callable[[Conn], list[int]]
+        self,
+        conn: Conn,
+        keys: Keyring,
+        gallery: AnyGallery,
+        wanted_seqs: Callable[[Conn], list[int]],
     ) -> tuple[int, int]:
         """Make the gallery's ids equal the store's; returns (added, removed). The ids are
         read before the store, so a capture another request adds meanwhile is kept."""
@@ -187,11 +312,14 @@ class Galleries:
         if extra:
             with self._lock:
                 removed = gallery.remove(extra)
+                if removed and isinstance(gallery, MilvusGallery):
+                    gallery.compact()
         for start in range(0, len(missing), _BATCH):
             rows = store.templates_by_seq(conn, missing[start : start + _BATCH])
             seqs, templates = open_templates(keys, rows)
             with self._lock:
-                fresh = [i for i, seq in enumerate(seqs) if seq not in gallery]
+                held = _held(gallery, seqs)
+                fresh = [i for i, seq in enumerate(seqs) if seq not in held]
                 if fresh:
                     gallery.add([seqs[i] for i in fresh], np.vstack([templates[i] for i in fresh]))
                     if gallery is self.enrolled:
@@ -203,6 +331,8 @@ class Galleries:
         """Load every capture from the store into new galleries, then put them in place of
         the old ones (which keep answering meanwhile). The enrolled gallery's index is
         built once, at its final size, rather than retrained as it grows."""
+        if self.shared:
+            return self._rebuild_shared(conn, keys, progress)
         watchlist = Gallery(kind="flat")
         seqs: list[int] = []
         parts: list[npt.NDArray[np.float32]] = []
@@ -226,8 +356,44 @@ class Galleries:
             self._watchlist_changes = -1  # entries made during the rebuild: sync again
         return len(enrolled)
 
+    def _rebuild_shared(self, conn: Conn, keys: Keyring, progress: Progress | None) -> int:
+        """Refill Milvus from the store: on a server into new collections beside the live
+        ones, which keep answering every worker until their names move to the new ones.
+        What other processes commit or erase meanwhile is then caught up and reconciled."""
+        assert isinstance(self.enrolled, MilvusGallery)
+        assert isinstance(self.watchlist, MilvusGallery)
+        listed: list[tuple[int, Template]] = []
+        last = 0
+
+        def batches() -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+            nonlocal last
+            for page in self._pages(conn, keys, 0, progress):
+                if page.seqs:
+                    yield np.asarray(page.seqs, np.int64), np.vstack(page.templates)
+                listed.extend((s, t) for s, t in zip(page.seqs, page.templates, strict=True)
+                              if s in page.watched)  # fmt: skip
+                last = page.last_seq
+
+        with self._lock:
+            self.enrolled.rebuild(batches())
+            self.watchlist.rebuild(
+                [(np.asarray([s for s, _ in listed], np.int64), np.vstack([t for _, t in listed]))]
+                if listed
+                else []
+            )
+            self.watermark = last
+            self._watchlist_changes = -1
+        self.catch_up(conn, keys)
+        self.reconcile(conn, keys)
+        return len(self.enrolled)
+
     def save(self, keys: Keyring) -> None:
-        """Write both galleries, sealed with the snapshot key, with the watermark."""
+        """Write both galleries, sealed with the snapshot key, with the watermark. Milvus
+        keeps its own: nothing to write."""
+        if self.shared:
+            return
+        assert isinstance(self.enrolled, Gallery)
+        assert isinstance(self.watchlist, Gallery)
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             header = json.dumps({"watermark": self.watermark}).encode()
@@ -247,7 +413,10 @@ class Galleries:
             tmp.replace(self.folder / f"{name}.snap")
 
     def load(self, keys: Keyring) -> bool:
-        """Load the snapshots; False (and nothing changed) when absent or unreadable."""
+        """Load the snapshots; False (and nothing changed) when absent or unreadable (or
+        the galleries are in Milvus, which has no snapshot)."""
+        if self.shared:
+            return False
         loaded: dict[str, tuple[int, Gallery]] = {}
         for name in _NAMES:
             path = self.folder / f"{name}.snap"
@@ -268,13 +437,23 @@ class Galleries:
             self.enrolled = loaded["enrolled"][1]
             self.watchlist = loaded["watchlist"][1]
         # The snapshot keeps the search settings it was saved with; today's apply.
+        assert isinstance(self.enrolled, Gallery)
         self.enrolled.tune(
             nprobe=self.settings.gallery_nprobe, threads=self.settings.gallery_search_threads
         )
         return True
 
     def open(self, conn: Conn, keys: Keyring, progress: Progress | None = None) -> None:
-        """Snapshot plus what came after it, or a full rebuild; then reconciled."""
+        """Snapshot plus what came after it, or a full rebuild; then reconciled. Milvus
+        already holds the galleries: its ids are reconciled with the store's, and this
+        process's watermark starts at the newest capture."""
+        if self.shared:
+            newest = store.newest_capture_seq(conn)
+            added, removed = self.reconcile(conn, keys)
+            self.watermark = max(self.watermark, newest)
+            log.info("galleries in Milvus reconciled with the store: %d added, %d removed",
+                     added, removed)  # fmt: skip
+            return
         if self.load(keys):
             caught = self.catch_up(conn, keys)
             log.info("galleries loaded from snapshot; %d newer captures replayed", caught)

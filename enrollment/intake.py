@@ -396,3 +396,50 @@ def decode(data: bytes, limits: Limits) -> RGBImage:
         if decoded is None:
             raise ImageUnreadable(f"the {kind.upper()} could not be decoded")
         return _to_rgb(decoded, kind)
+
+
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_J2K_SIZ = b"\xff\x4f\xff\x51"
+
+
+def _jpeg2000_size(data: bytes) -> tuple[int, int]:
+    """Width and height a JPEG 2000 file declares: the ``ihdr`` box of a JP2 file, or the
+    SIZ segment of a bare codestream (image area less its offset)."""
+    if data.startswith(_JP2_SIGNATURE):
+        at = data.find(b"ihdr", 0, 4096)
+        if at < 0 or len(data) < at + 12:
+            raise ImageUnreadable("the JPEG 2000 file has no image header (ihdr)")
+        height, width = struct.unpack(">II", data[at + 4 : at + 12])
+        return width, height
+    if data.startswith(_J2K_SIZ) and len(data) >= 24:
+        xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", data[8:24])
+        return xsiz - xosiz, ysiz - yosiz
+    raise ImageUnreadable("the image is not JPEG 2000 (judged by its bytes)")
+
+
+def decode_jpeg2000(data: bytes, limits: Limits) -> RGBImage:
+    """Decode a JPEG 2000 image (a passport chip's face, DESIGN §16) to 8-bit RGB, within
+    the same byte and pixel budget as uploads and under a decoding slot. Raises
+    ImageTooLarge or ImageUnreadable, or DecodersBusy."""
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"the image is {len(data)} bytes; the limit is {limits.max_bytes}",
+            limit_bytes=limits.max_bytes,
+        )
+    width, height = _jpeg2000_size(data)
+    if width <= 0 or height <= 0:
+        raise ImageUnreadable("the JPEG 2000 image declares an empty frame")
+    if width * height > limits.max_pixels or width * height * 3 * 2 > limits.max_decoded_bytes:
+        raise ImageTooLarge(
+            f"the image declares {width}x{height} pixels; the limit is {limits.max_pixels}",
+            limit_pixels=limits.max_pixels,
+        )
+    with _decoding_slot(limits):
+        decoded = _imdecode(data)
+    if decoded is None or decoded.ndim != 3 or decoded.shape[2] != 3:
+        raise ImageUnreadable("the JPEG 2000 image could not be decoded")
+    if decoded.dtype == np.uint16:
+        decoded = np.right_shift(decoded, 8).astype(np.uint8)
+    if decoded.dtype != np.uint8:
+        raise ImageUnreadable(f"unsupported sample type {decoded.dtype}")
+    return np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)

@@ -23,6 +23,21 @@ class CaptureOut(BaseModel):
     station: str
     quality: dict[str, Any]
     created_at: datetime
+    source: Literal["live", "chip"] = Field(
+        default="live", description="the live camera, or the passport chip's photo (DG2)"
+    )
+
+
+class ChipSummary(BaseModel):
+    """The passport chip's check (DESIGN §16), as officers see it."""
+
+    passive_authentication: Literal["passed", "failed", "no_trust_anchor"]
+    failed_check: str | None = Field(
+        default=None, description="the check that failed (docs/documents.md lists them)"
+    )
+    face_distance: float | None = Field(
+        default=None, description="the live face against the chip's photo"
+    )
 
 
 class PersonCreated(BaseModel):
@@ -30,6 +45,12 @@ class PersonCreated(BaseModel):
     capture_id: UUID
     quality: dict[str, Any]
     document: DocumentOut
+    chip: ChipSummary | None = Field(
+        default=None, description="when the chip's files were presented"
+    )
+    chip_capture_id: UUID | None = Field(
+        default=None, description="the chip's photo, stored as a capture (store_chip_face)"
+    )
 
 
 class CaptureCreated(BaseModel):

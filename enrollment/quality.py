@@ -62,6 +62,21 @@ def _pose(landmarks: Landmarks) -> tuple[float, float]:
     return yaw, roll
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What is measured of one face, before any profile judges it (the study in
+    benchmarks/bench_quality.py judges the same figures by several profiles)."""
+
+    eye_distance_px: float
+    sharpness: float
+    brightness: float
+    crushed_share: float  # share of the crop at 0-5
+    blown_share: float  # share of the crop at 250-255
+    contrast: float
+    pose_deg: float
+    cut_off_share: float
+
+
 def _exposure(
     name: str, mean: float, limit: float, clipped: float, limits: QualityThresholds
 ) -> Measure:
@@ -77,36 +92,55 @@ def eye_distance(landmarks: Landmarks) -> float:
     return float(np.linalg.norm(landmarks[_LEFT_EYE].mean(0) - landmarks[_RIGHT_EYE].mean(0)))
 
 
-def assess(
-    image: RGBImage, box: Box, landmarks: Landmarks, limits: QualityThresholds
-) -> list[Measure]:
-    """Every measure for one face, failed or not, in a fixed order."""
+def measure(image: RGBImage, box: Box, landmarks: Landmarks) -> Figures:
+    """Every figure of one face."""
     height, width = image.shape[:2]
     crop = _face_crop(image, box)
-    brightness = float(crop.mean())
-    crushed = float(np.count_nonzero(crop <= 5) / crop.size)
-    blown = float(np.count_nonzero(crop >= 250) / crop.size)
     contrast = float(crop.std())
-    # Edge energy relative to the crop's own variance, so a dark or flat face is reported
-    # as underexposed or low in contrast, not as blurred.
-    sharpness = 100 * float(cv2.Laplacian(crop, cv2.CV_64F).var()) / max(contrast**2, 1.0)
-    pose = max(abs(angle) for angle in _pose(landmarks))
     box_area = max(1, box.width * box.height)
     inside = max(0, min(width, box.right) - max(0, box.left)) * max(
         0, min(height, box.bottom) - max(0, box.top)
     )
-    cut_off = 1.0 - inside / box_area
-    eyes = eye_distance(landmarks)
+    return Figures(
+        eye_distance_px=eye_distance(landmarks),
+        # Edge energy relative to the crop's own variance, so a dark or flat face is
+        # reported as underexposed or low in contrast, not as blurred.
+        sharpness=100 * float(cv2.Laplacian(crop, cv2.CV_64F).var()) / max(contrast**2, 1.0),
+        brightness=float(crop.mean()),
+        crushed_share=float(np.count_nonzero(crop <= 5) / crop.size),
+        blown_share=float(np.count_nonzero(crop >= 250) / crop.size),
+        contrast=contrast,
+        pose_deg=max(abs(angle) for angle in _pose(landmarks)),
+        cut_off_share=1.0 - inside / box_area,
+    )
+
+
+def judge(figures: Figures, limits: QualityThresholds) -> list[Measure]:
+    """Every measure of one face under one profile's limits, failed or not, in a fixed
+    order (face_too_small, blurred, underexposed, overexposed, low_contrast, pose,
+    face_cut_off)."""
+    f = limits
+    eyes, sharp = figures.eye_distance_px, figures.sharpness
     return [
+        Measure("face_too_small", eyes, f.min_eye_distance_px, eyes >= f.min_eye_distance_px),
+        Measure("blurred", sharp, f.min_sharpness, sharp >= f.min_sharpness),
+        _exposure("underexposed", figures.brightness, f.min_brightness, figures.crushed_share, f),
+        _exposure("overexposed", figures.brightness, f.max_brightness, figures.blown_share, f),
         Measure(
-            "face_too_small", eyes, limits.min_eye_distance_px, eyes >= limits.min_eye_distance_px
+            "low_contrast", figures.contrast, f.min_contrast, figures.contrast >= f.min_contrast
         ),
-        Measure("blurred", sharpness, limits.min_sharpness, sharpness >= limits.min_sharpness),
-        _exposure("underexposed", brightness, limits.min_brightness, crushed, limits),
-        _exposure("overexposed", brightness, limits.max_brightness, blown, limits),
-        Measure("low_contrast", contrast, limits.min_contrast, contrast >= limits.min_contrast),
-        Measure("pose", pose, limits.max_pose_deg, pose <= limits.max_pose_deg),
+        Measure("pose", figures.pose_deg, f.max_pose_deg, figures.pose_deg <= f.max_pose_deg),
         Measure(
-            "face_cut_off", cut_off, limits.max_cut_off_share, cut_off <= limits.max_cut_off_share
+            "face_cut_off",
+            figures.cut_off_share,
+            f.max_cut_off_share,
+            figures.cut_off_share <= f.max_cut_off_share,
         ),
     ]
+
+
+def assess(
+    image: RGBImage, box: Box, landmarks: Landmarks, limits: QualityThresholds
+) -> list[Measure]:
+    """Every measure for one face, failed or not, in a fixed order."""
+    return judge(measure(image, box, landmarks), limits)

@@ -20,10 +20,10 @@ from core.db import Conn, transaction
 from core.errors import BorderError, Forbidden, InvalidRequest, NoLongerHeld, NotFound
 from core.runtime import Runtime
 from enrollment import capture as capture_mod
-from enrollment import indexes, models, store
-from enrollment.galleries import Galleries, open_templates, seal_template
+from enrollment import chip_check, indexes, models, store
+from enrollment.galleries import AnyGallery, Galleries, open_templates, seal_template
 from enrollment.templates import FaceModel, Template
-from matching.gallery import Gallery, distance
+from matching.gallery import distance
 from visa import rules as visa_rules
 from visa import service as visa_service
 from visa.mrz import MRZ, normalise_name
@@ -46,6 +46,13 @@ class AlreadyExists(BorderError):
 
 class FaceMismatch(BorderError):
     code = "face_mismatch"
+    status = 422
+
+
+class ChipInvalid(BorderError):
+    """The passport chip presented at enrollment failed a check (``failed_check``)."""
+
+    code = "chip_invalid"
     status = 422
 
 
@@ -77,6 +84,7 @@ class Biometrics:
 
     def close(self, rt: Runtime) -> None:
         self.galleries.save(rt.keys)
+        self.galleries.close()
 
 
 def _now() -> datetime:
@@ -111,15 +119,14 @@ def _name_index(rt: Runtime, surname: str, given_names: str, birth: date | None)
 
 
 def candidates(
-    conn: Conn, gallery: Gallery, template: Template, *, k: int, threshold: float
+    conn: Conn, gallery: AnyGallery, template: Template, *, k: int, threshold: float
 ) -> list[models.Candidate]:
     """Open-set 1:N: persons with a capture within ``threshold``, nearest first, at most k.
     Nobody within the threshold is "no match", never the nearest stranger. Captures that
     no longer exist in the store (erased) never come back."""
-    if not len(gallery):
-        return []
-    # A person may hold several captures: ask for more neighbours than persons wanted.
-    ids, dists = gallery.search(template, min(len(gallery), 3 * k))
+    # A person may hold several captures: ask for more neighbours than persons wanted. Not
+    # bounded by len(gallery): in Milvus that is a count another worker may have outdated.
+    ids, dists = gallery.search(template, 3 * k)
     near = [
         (int(i), float(d))
         for i, d in zip(ids[0], dists[0], strict=True)
@@ -159,6 +166,82 @@ def _insert_capture(
         template=seal_template(key, capture_id, capture.face.template),
     )
     return capture_id, seq
+
+
+def _insert_chip_capture(
+    conn: Conn, key: bytes, person_id: UUID, chip: chip_check.ChipResult, station: str
+) -> UUID:
+    """The chip's photo as a capture marked ``source = chip``: no quality figures (the
+    issuing state's photo is not judged by ours). Galleries pick it up from the store."""
+    assert chip.face is not None
+    assert chip.face_jpeg is not None
+    capture_id, seq = uuid4(), store.next_capture_seq(conn)
+    store.insert_capture(
+        conn,
+        store.CaptureRow(
+            id=capture_id, seq=seq, person_id=person_id, quality={}, station=station,
+            created_at=_now(), source="chip",
+        ),
+        image=crypto.seal(key, chip.face_jpeg, crypto.aad("captures", "image", capture_id)),
+        template=seal_template(key, capture_id, chip.face.template),
+    )  # fmt: skip
+    return capture_id
+
+
+def _enrollment_chip(
+    rt: Runtime,
+    bio: Biometrics,
+    files: chip_check.ChipFiles | None,
+    *,
+    store_face: bool,
+    mrz_text: str,
+    document: MRZ,
+    capture: capture_mod.Capture,
+) -> chip_check.ChipResult | None:
+    """The chip presented at enrollment (DESIGN §16), checked before anything is written:
+    a failed check refuses the enrollment (422 ``chip_invalid`` naming it), a chip photo
+    that is not the live face too (``face_mismatch``). A chip no imported CSCA vouches for
+    is enrolled, and the answer says ``no_trust_anchor``. Only a chip that passed gives
+    its photo as a capture (``store_face``)."""
+    if files is None or not files.presented:
+        if store_face:
+            raise InvalidRequest(
+                "`store_chip_face` needs the chip's files (dg1, dg2, sod)", field="store_chip_face"
+            )
+        return None
+    result = chip_check.check(
+        rt, bio.model, files, mrz=mrz_text, issuing_state=document.issuing_state, at=_now(),
+        live=capture.face.template,
+    )  # fmt: skip
+    if result.failed_check is not None:
+        raise ChipInvalid(
+            f"the passport chip failed {result.failed_check}: {result.detail}",
+            failed_check=result.failed_check,
+        )
+    threshold = rt.settings.verify_threshold
+    if result.face_distance is not None and result.face_distance > threshold:
+        raise FaceMismatch(
+            "the live face is not the face on the passport chip",
+            distance=round(result.face_distance, 4),
+            threshold=threshold,
+        )
+    if store_face and (result.passive_authentication != "passed" or result.face is None):
+        raise InvalidRequest(
+            "only the photo of a chip that passed passive authentication (with its dg2) is "
+            "stored as a capture",
+            field="store_chip_face",
+        )
+    return result
+
+
+def _chip_summary(chip: chip_check.ChipResult | None) -> models.ChipSummary | None:
+    if chip is None:
+        return None
+    return models.ChipSummary(
+        passive_authentication=chip.passive_authentication,
+        failed_check=chip.failed_check,
+        face_distance=None if chip.face_distance is None else round(chip.face_distance, 4),
+    )
 
 
 def _refuse_duplicates(
@@ -212,18 +295,26 @@ def enroll(
     image: bytes,
     mrz_text: str,
     override: Override | None = None,
+    chip: chip_check.ChipFiles | None = None,
+    store_chip_face: bool = False,
 ) -> models.PersonCreated:
     """A new person from a travel document's MRZ and a face capture; with ``override``
-    (officers only), over the dedup candidates the officer rejected. Counted in the
-    metrics by outcome: ``enrolled`` or the refusal's code."""
+    (officers only), over the dedup candidates the officer rejected; with ``chip``, the
+    passport chip checked first (:func:`_enrollment_chip`). Counted in the metrics by
+    outcome: ``enrolled`` or the refusal's code."""
     try:
         if override is not None and principal.role != "officer":
             raise Forbidden("only an officer may enroll over dedup candidates (not_duplicate_of)")
         document = visa_service.read_mrz(mrz_text)
         capture = capture_mod.analyse(bio.model, image, rt.settings)
+        checked = _enrollment_chip(
+            rt, bio, chip, store_face=store_chip_face, mrz_text=mrz_text, document=document,
+            capture=capture,
+        )  # fmt: skip
         created = enroll_document(
-            rt, bio, principal, document=document, image=image, capture=capture, override=override
-        )
+            rt, bio, principal, document=document, image=image, capture=capture, override=override,
+            chip=checked, store_chip_face=store_chip_face,
+        )  # fmt: skip
     except BorderError as refused:
         rt.metrics.enrollment(refused.code)
         raise
@@ -240,12 +331,14 @@ def enroll_document(
     image: bytes,
     capture: capture_mod.Capture,
     override: Override | None = None,
+    chip: chip_check.ChipResult | None = None,
+    store_chip_face: bool = False,
 ) -> models.PersonCreated:
     """Write a person, their document and first capture, once dedup has passed."""
     with transaction(rt.pool) as conn:
         created, seq = enroll_in(
             rt, bio, conn, principal, document=document, image=image, capture=capture,
-            override=override,
+            override=override, chip=chip, store_chip_face=store_chip_face,
         )  # fmt: skip
     bio.galleries.add([seq], [capture.face.template], set())
     return created
@@ -262,6 +355,8 @@ def enroll_in(
     capture: capture_mod.Capture,
     station: str | None = None,
     override: Override | None = None,
+    chip: chip_check.ChipResult | None = None,
+    store_chip_face: bool = False,
 ) -> tuple[models.PersonCreated, int]:
     """Enroll inside the caller's transaction (a crossing enrolls a first-time visitor in
     its own). Refuses a known document or face with DuplicateIdentity before writing
@@ -306,6 +401,14 @@ def enroll_in(
         rt, conn, key, person_id, image, capture, station or _station(principal)
     )
     detail: dict[str, object] = {"capture_id": str(capture_id), "document_id": str(document_id)}
+    chip_capture_id = None
+    if chip is not None:
+        detail["chip"] = chip.passive_authentication
+        if store_chip_face:
+            chip_capture_id = _insert_chip_capture(
+                conn, key, person_id, chip, station or _station(principal)
+            )
+            detail["chip_capture_id"] = str(chip_capture_id)
     if rejected and override is not None:
         override_id = uuid4()
         store.insert_override(
@@ -335,6 +438,8 @@ def enroll_in(
         capture_id=capture_id,
         quality=capture.quality_report(),
         document=_document_out(document, document_id),
+        chip=_chip_summary(chip),
+        chip_capture_id=chip_capture_id,
     )
     return created, seq
 
@@ -384,7 +489,11 @@ def _documents_out(conn: Conn, key: bytes, person_id: UUID) -> list[models.Docum
 def _captures_out(conn: Conn, person_id: UUID) -> list[models.CaptureOut]:
     return [
         models.CaptureOut(
-            capture_id=c.id, station=c.station, quality=c.quality, created_at=c.created_at
+            capture_id=c.id,
+            station=c.station,
+            quality=c.quality,
+            created_at=c.created_at,
+            source=c.source,  # type: ignore[arg-type]
         )
         for c in store.captures_of(conn, person_id)
     ]
@@ -529,7 +638,7 @@ def delete_captures_before(conn: Conn, person_id: UUID, before: date) -> tuple[l
 def identify(
     rt: Runtime, bio: Biometrics, principal: Principal, *, image: bytes, k: int
 ) -> models.IdentifyOut:
-    capture = capture_mod.analyse(bio.model, image, rt.settings)
+    capture = capture_mod.analyse(bio.model, image, rt.settings, profile="kiosk")
     with transaction(rt.pool) as conn:
         bio.galleries.catch_up(conn, rt.keys)
         threshold = bio.galleries.identify_threshold()
@@ -558,7 +667,7 @@ def verify_template(rt: Runtime, conn: Conn, person_id: UUID, template: Template
 def verify(
     rt: Runtime, bio: Biometrics, principal: Principal, *, image: bytes, person_id: UUID
 ) -> models.VerifyOut:
-    capture = capture_mod.analyse(bio.model, image, rt.settings)
+    capture = capture_mod.analyse(bio.model, image, rt.settings, profile="kiosk")
     threshold = rt.settings.verify_threshold
     with transaction(rt.pool) as conn:
         if store.get_person(conn, person_id) is None:
@@ -799,7 +908,12 @@ def add_document(
     image, the face is first verified 1:1 against the person's captures (422
     ``face_mismatch`` beyond the verify threshold)."""
     document = visa_service.read_mrz(mrz_text)
-    capture = None if image is None else capture_mod.analyse(bio.model, image, rt.settings)
+    # The live face is a probe compared once, never kept: the kiosk profile (DESIGN §17).
+    capture = (
+        None
+        if image is None
+        else capture_mod.analyse(bio.model, image, rt.settings, profile="kiosk")
+    )
     threshold = rt.settings.verify_threshold
     with transaction(rt.pool) as conn:
         # The enrollment lock before the person's row, in the order erasure takes them.

@@ -54,6 +54,8 @@ class CaptureRow:
     quality: dict[str, Any]
     station: str
     created_at: datetime
+    # "live" (a camera) or "chip" (the passport chip's photo, DESIGN §16).
+    source: str = "live"
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,9 @@ def documents_of(conn: Conn, person_id: UUID) -> list[DocumentRow]:
 
 def insert_capture(conn: Conn, row: CaptureRow, *, image: bytes, template: bytes) -> None:
     conn.execute(
-        "INSERT INTO captures (id, seq, person_id, image, template, quality, station, created_at)"
-        " VALUES (%(id)s, %(seq)s, %(person_id)s, %(image)s, %(template)s, %(quality)s,"
-        " %(station)s, %(created_at)s)",
+        "INSERT INTO captures (id, seq, person_id, image, template, quality, station,"
+        " created_at, source) VALUES (%(id)s, %(seq)s, %(person_id)s, %(image)s, %(template)s,"
+        " %(quality)s, %(station)s, %(created_at)s, %(source)s)",
         {**vars(row), "quality": Jsonb(row.quality), "image": image, "template": template},
     )
 
@@ -193,7 +195,7 @@ def insert_capture(conn: Conn, row: CaptureRow, *, image: bytes, template: bytes
 def captures_of(conn: Conn, person_id: UUID) -> list[CaptureRow]:
     with conn.cursor(row_factory=class_row(CaptureRow)) as cur:
         return cur.execute(
-            "SELECT id, seq, person_id, quality, station, created_at FROM captures"
+            "SELECT id, seq, person_id, quality, station, created_at, source FROM captures"
             " WHERE person_id = %(p)s ORDER BY seq",
             {"p": person_id},
         ).fetchall()
@@ -247,6 +249,11 @@ def templates_by_seq(conn: Conn, seqs: list[int]) -> list[SealedTemplate]:
 
 def capture_count(conn: Conn) -> int:
     row = conn.execute("SELECT count(*) FROM captures").fetchone()
+    return int(row[0]) if row else 0
+
+
+def newest_capture_seq(conn: Conn) -> int:
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM captures").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -126,6 +126,16 @@ def rt(settings: Settings) -> Iterator[Runtime]:
 
 
 @pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus standalone server for the whole run, started on first use (about
+    10 s); its URI. Tests share it, each under collection names of its own."""
+    from tests.milvus import standalone_server
+
+    with standalone_server(tmp_path_factory.mktemp("milvus")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
 def face_model() -> FaceModel:
     """The real dlib models, loaded once for the whole run."""
     model = FaceModel()

@@ -256,6 +256,22 @@ def image_corpus() -> list[tuple[str, bytes, Outcome]]:
     ]
 
 
+# The passport chip's files, multipart parts of crossings and enrollments (DESIGN §16).
+CHIP_PARTS = frozenset({"dg1", "dg2", "sod"})
+
+
+@cache
+def chip_corpus() -> list[tuple[str, bytes]]:
+    """Chip files no chip wrote: empty, garbage, a truncated template, an oversized one."""
+    return [
+        ("empty", b""),
+        ("random bytes", bytes((i * 7919 + 13) % 251 for i in range(512))),
+        ("truncated template", b"\x77\x82\x10\x00\x30\x82"),
+        ("SQL text", SQL.encode()),
+        ("over the part limit", b"\x75\x83\x05\x00\x00" + bytes(300_000)),
+    ]
+
+
 @dataclass(frozen=True)
 class Baseline:
     """A request whose answer is known, to change one thing at a time.
@@ -452,6 +468,7 @@ BASELINES: dict[tuple[str, str], Baseline] = {
     ("POST", "/v1/clients"): Baseline(None, json_body={"name": "bad input probe", "role": "kiosk"}),
     ("DELETE", "/v1/clients/{client_id}"): Baseline(NOT_FOUND),
     ("POST", "/v1/keys/rotate"): Baseline(None),
+    ("GET", "/v1/pki"): Baseline(READ),
     ("GET", "/v1/audit/events"): Baseline(READ),
     ("GET", "/v1/audit/verify"): Baseline(READ),
     ("GET", "/v1/openapi.json"): Baseline(READ),
@@ -655,13 +672,17 @@ class Generator:
         props = body.get("properties", {}) if body else {}
         return [n for n, s in props.items() if is_file(unwrap(s)[0])]
 
+    def image_fields(self) -> list[str]:
+        """The file fields that take a picture (the chip's files are not pictures)."""
+        return [n for n in self.file_fields() if n not in CHIP_PARTS]
+
     def parts(
         self, form: dict[str, str], image: bytes | None, raw: dict[str, bytes] | None = None
     ) -> tuple[Part, ...]:
         out = [Part(name, value.encode()) for name, value in form.items()]
         out += [Part(name, value) for name, value in (raw or {}).items()]
         if image is not None:
-            out += [Part(n, image, "capture.jpg", "image/jpeg") for n in self.file_fields()]
+            out += [Part(n, image, "capture.jpg", "image/jpeg") for n in self.image_fields()]
         return tuple(out)
 
     def body_schema(self, media_type: str) -> Schema | None:
@@ -690,6 +711,7 @@ class Generator:
             self.form_documents()
             self.form_fields()
             self.images()
+            self.chip_files()
         self.oversize_bodies()
         return self
 
@@ -1011,10 +1033,25 @@ class Generator:
                 bug=bug,
             )
 
+    def chip_files(self) -> None:
+        """The passport chip's files (DESIGN §16) in any state: never a refused request. A
+        chip fault is the traveller's outcome (a crossing decided with CHIP_INVALID), and
+        at enrollment the live image is judged before the chip: the baseline's answer."""
+        base = self.baseline
+        assert base is not None
+        for name in [n for n in self.file_fields() if n in CHIP_PARTS]:
+            others = {k: v for k, v in base.form.items() if k != name}
+            for label, data in chip_corpus():
+                self.add(
+                    f"chip {name} {label}",
+                    base.outcome,
+                    parts=(*self.parts(others, base.image), Part(name, data, name)),
+                )
+
     def images(self) -> None:
         base = self.baseline
         assert base is not None
-        for name in self.file_fields():
+        for name in self.image_fields():
             others = {k: v for k, v in base.form.items() if k != name}
             self.add(
                 f"form {name} sent as text", INVALID, parts=self.parts({**others, name: "x"}, None)

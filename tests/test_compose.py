@@ -324,7 +324,7 @@ class TestCompose:
             f"no named volume is mounted at {data_dir}"
         )
 
-    @pytest.mark.parametrize("name", ["postgres", "migrate", "api", "proxy"])
+    @pytest.mark.parametrize("name", ["postgres", "migrate", "api", "api-2", "proxy"])
     def test_no_secret_is_written_in_the_file(
         self, services: dict[str, dict[str, Any]], name: str
     ) -> None:
@@ -341,6 +341,84 @@ class TestCompose:
                 assert _is_required_reference(value), (
                     f"{name}.{variable} must be a required ${{...:?...}} reference, not {value!r}"
                 )
+
+
+class TestScaleProfile:
+    """Profile `scale` (DESIGN §13): Milvus standalone with etcd and MinIO, two replicas
+    behind the TLS proxy."""
+
+    MILVUS_PARTS = ("milvus", "milvus-etcd", "milvus-minio", "api-2")
+
+    def test_milvus_its_etcd_and_minio_and_a_second_replica_are_in_the_profile(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        for name in self.MILVUS_PARTS:
+            assert services[name].get("profiles") == ["scale"], name
+        # Without the profile the single-node deployment is unchanged.
+        for name in ("postgres", "migrate", "api", "proxy"):
+            assert "profiles" not in services[name], name
+        assert str(services["milvus"]["image"]).startswith("milvusdb/milvus:v2.5")
+        assert services["milvus"]["command"] == ["milvus", "run", "standalone"]
+        milvus_env = _environment(services["milvus"])
+        assert milvus_env["ETCD_ENDPOINTS"] == "milvus-etcd:2379"
+        assert milvus_env["MINIO_ADDRESS"] == "milvus-minio:9000"
+
+    @pytest.mark.parametrize("name", ["milvus", "milvus-etcd", "milvus-minio", "api-2"])
+    def test_every_part_has_a_healthcheck_and_waits_for_what_it_needs(
+        self, services: dict[str, dict[str, Any]], name: str
+    ) -> None:
+        assert _healthcheck_command(services[name])
+        needs = {
+            "milvus": {"milvus-etcd", "milvus-minio"},
+            "api-2": {"postgres", "migrate", "milvus"},
+        }.get(name, set())
+        depends_on = services[name].get("depends_on") or {}
+        assert set(depends_on) == needs
+        assert all(d["condition"].startswith("service_") for d in depends_on.values())
+
+    def test_both_replicas_share_milvus_and_the_api_waits_for_it_only_in_the_profile(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        api, replica = _environment(services["api"]), _environment(services["api-2"])
+        assert replica["BORDER_GALLERY_BACKEND"] == "milvus"
+        assert api["BORDER_GALLERY_BACKEND"] == "${BORDER_GALLERY_BACKEND:-faiss}"
+        assert api["BORDER_MILVUS_URI"] == replica["BORDER_MILVUS_URI"] == "http://milvus:19530"
+        assert services["api"]["depends_on"]["milvus"] == {
+            "condition": "service_healthy",
+            "required": False,
+        }
+        # The same store, keys and proxy trust; a data volume each.
+        for name in ("BORDER_DATABASE_URL", "BORDER_MASTER_KEY", "BORDER_TRUSTED_PROXIES"):
+            assert api[name] == replica[name], name
+        assert services["api-2"]["volumes"] != services["api"]["volumes"]
+        assert services["api-2"]["build"] == services["api"]["build"]
+
+    def test_the_proxy_balances_both_replicas_by_their_readiness(
+        self, compose: dict[str, Any], services: dict[str, dict[str, Any]]
+    ) -> None:
+        caddyfile = _config(compose, services["proxy"], "/etc/caddy/")
+        assert "reverse_proxy api:8000 api-2:8000" in caddyfile
+        assert "health_uri /health/ready" in caddyfile
+
+    def test_milvus_publishes_no_port_and_its_credentials_come_from_the_environment(
+        self, compose: dict[str, Any], services: dict[str, dict[str, Any]]
+    ) -> None:
+        for name in self.MILVUS_PARTS:
+            assert not services[name].get("ports"), name
+        minio = _environment(services["milvus-minio"])
+        assert minio["MINIO_ROOT_USER"] == "${MINIO_ACCESS_KEY:-}"
+        assert minio["MINIO_ROOT_PASSWORD"] == "${MINIO_SECRET_KEY:-}"
+        user_yaml = yaml.safe_load(_config(compose, services["milvus"], "/milvus/configs/"))
+        assert user_yaml["minio"] == {
+            "accessKeyID": "${MINIO_ACCESS_KEY:-}",
+            "secretAccessKey": "${MINIO_SECRET_KEY:-}",
+        }
+
+    def test_every_border_variable_of_the_replica_is_a_settings_field(
+        self, services: dict[str, dict[str, Any]]
+    ) -> None:
+        names = [n for n in _environment(services["api-2"]) if n.startswith("BORDER_")]
+        assert all(n.removeprefix("BORDER_").lower() in Settings.model_fields for n in names)
 
 
 class TestDockerfile:

@@ -49,6 +49,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/v1/clients"): {"admin"},
     ("DELETE", "/v1/clients/{client_id}"): {"admin"},
     ("POST", "/v1/keys/rotate"): {"admin"},
+    ("GET", "/v1/pki"): {"admin"},
     ("GET", "/v1/openapi.json"): set(ROLES),
 }
 

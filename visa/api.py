@@ -1,12 +1,12 @@
-"""Routes of visa/: MRZ parsing, visas."""
+"""Routes of visa/: MRZ parsing, visas, the chip's trust store."""
 
 from uuid import UUID
 
 from fastapi import APIRouter, status
 
-from core.auth import Consular, ConsularOrOfficer
+from core.auth import Admin, Consular, ConsularOrOfficer
 from core.runtime import RuntimeDep
-from visa import models, service
+from visa import models, pki, service
 
 router = APIRouter(tags=["visa"])
 
@@ -24,3 +24,10 @@ def issue_visa(body: models.VisaIn, principal: Consular, rt: RuntimeDep) -> mode
 @router.post("/visas/{visa_id}/revoke", name="visas.revoke")
 def revoke_visa(visa_id: UUID, principal: Consular, rt: RuntimeDep) -> models.VisaRecord:
     return service.revoke_visa(rt, principal, visa_id)
+
+
+@router.get("/pki", name="pki.read")
+def read_pki(principal: Admin, rt: RuntimeDep) -> models.PkiOut:
+    """The chip's trust store: the CSCA anchors (country as ICAO code, subject, validity,
+    SHA-256) and the CRLs imported with `border pki import FILE`."""
+    return pki.list_trust(rt, principal)

@@ -2,7 +2,7 @@
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -134,3 +134,42 @@ class MrzOut(BaseModel):
     optional_data: str
     optional_data_1: str
     optional_data_2: str
+
+
+class AnchorOut(BaseModel):
+    """A CSCA certificate in the chip's trust store."""
+
+    anchor_id: UUID
+    country: str = Field(description="ICAO 9303 code of its state (D for Germany)")
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str = Field(description="SHA-256 of the certificate (DER), hex")
+    source: Literal["certificate", "master_list"]
+    imported_at: datetime
+
+
+class CrlOut(BaseModel):
+    crl_id: UUID
+    anchor_id: UUID
+    issuer: str
+    this_update: datetime
+    next_update: datetime | None
+    revoked: int = Field(description="how many certificates it revokes")
+    sha256: str
+
+
+class PkiOut(BaseModel):
+    anchors: list[AnchorOut]
+    crls: list[CrlOut]
+
+
+class PkiImported(BaseModel):
+    """What an import added; ``already_held`` counts certificates and lists held before,
+    ``skipped`` the certificates of a master list that are no CSCA of a known state."""
+
+    kind: Literal["certificates", "crl", "master_list", "pem"]
+    anchors_added: int
+    crls_added: int
+    already_held: int
+    skipped: int

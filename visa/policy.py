@@ -74,6 +74,10 @@ class Policy(BaseModel):
     clients name them. The metrics label crossings with these names, any other as
     ``other``, so that no caller can add series.
 
+    ``chip_required`` (optional, default none): nationalities (ICAO codes) whose travellers
+    must present their passport's chip at a kiosk (DESIGN §16); a crossing of one without
+    the chip's files is referred with ``CHIP_NOT_PRESENTED``.
+
     ``[statistics]`` and ``[retention]`` (optional tables, defaults as DESIGN §12 gives
     them): see :class:`Statistics` and :class:`Retention`.
     """
@@ -88,6 +92,7 @@ class Policy(BaseModel):
     visa_exempt: tuple[IcaoCode, ...]
     min_document_validity_days: NonNegativeDays = 90
     border_points: tuple[BorderPoint, ...] = ()
+    chip_required: tuple[IcaoCode, ...] = ()
     statistics: Statistics = Statistics()
     retention: Retention = Retention()
 
@@ -107,6 +112,10 @@ class Policy(BaseModel):
     def needs_visa(self, nationality: str) -> bool:
         """True unless the traveller is a national or of a visa-exempt nationality."""
         return not self.is_national(nationality) and nationality not in self.visa_exempt
+
+    def needs_chip(self, nationality: str) -> bool:
+        """Whether travellers of ``nationality`` must present their passport's chip."""
+        return nationality in self.chip_required
 
 
 def load_policy(path: Path | None = None) -> Policy:

@@ -114,6 +114,10 @@ ReasonCode = Literal[
     "OVERSTAY",
     "NO_ENTRY_RECORD",
     "ENTRY_WITHOUT_EXIT",
+    "CHIP_INVALID",
+    "CHIP_FACE_MISMATCH",
+    "CSCA_UNKNOWN",
+    "CHIP_NOT_PRESENTED",
 ]
 
 # DESIGN §6 and §10: whether each reason is grounds for refusal. Every code is here, those
@@ -149,6 +153,12 @@ GROUNDS_FOR_REFUSAL: Final[Mapping[ReasonCode, bool]] = {
     "NO_ENTRY_RECORD": False,
     # Beyond the DESIGN §6 table: an entry while the last admitted entry has no exit.
     "ENTRY_WITHOUT_EXIT": False,
+    # DESIGN §16, the passport chip: none is grounds; an officer examines the document
+    # (a forged one is then refused under letter B).
+    "CHIP_INVALID": False,
+    "CHIP_FACE_MISMATCH": False,
+    "CSCA_UNKNOWN": False,
+    "CHIP_NOT_PRESENTED": False,
 }
 # Reasons recorded with a crossing that do not by themselves call for an officer: an
 # overstayer's exit is admitted and the overstay recorded (DESIGN §6).

@@ -105,6 +105,7 @@ class TestRun:
             "border-flat",
             "numpy",
             "numpy32",
+            "milvus-lite-flat",
             "pgvector-hnsw ef=40",
             "pgvector-exact",
         ]
@@ -120,9 +121,12 @@ class TestRun:
             # Strangers lie 0.4 and more from anyone enrolled: none is a candidate.
             assert row["nonmated_fp_rate"] == 0.0
         by = {r["index"]: r for r in rows}
-        for exact in ("border-flat", "numpy", "numpy32", "pgvector-exact"):
+        for exact in ("border-flat", "numpy", "numpy32", "pgvector-exact", "milvus-lite-flat"):
             assert by[exact]["recall_at_1"] == 1.0
-        for border in ("border-ivf", "border-flat"):
+        # Milvus Lite in a temporary file: its server process's memory, its build time.
+        assert by["milvus-lite-flat"]["memory_mb"] > 0
+        assert by["milvus-lite-flat"]["build_s"] > 0
+        for border in ("border-ivf", "border-flat", "milvus-lite-flat"):
             row = by[border]
             assert row["ratio_vs_numpy"] == round(by["numpy"]["p99_ms"] / row["p99_ms"], 2)
             peer = by[row["pgvector_peer"]]

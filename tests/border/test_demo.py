@@ -22,6 +22,9 @@ class TestDemo:
         assert "admit" in rows["Barack, first visit"]
         assert "refer" in rows["impostor on Joe's passport"]
         assert "FACE_MISMATCH" in rows["impostor on Joe's passport"]
+        assert "CHIP_FACE_MISMATCH" in rows["impostor on Joe's passport"]
+        assert "passive authentication passed" in result.stdout
+        assert "admit" in rows["Joe"]
         assert "MINOR_UNACCOMPANIED" in rows["Lin, alone, no visa"]
         assert "VISA_REQUIRED" in rows["Lin, alone, no visa"]
         # The kiosk's screen shows no alert: the watchlist hit is SEE_OFFICER there.

@@ -17,6 +17,7 @@ from core.settings import Settings
 from enrollment import capture, galleries, service, store
 from enrollment.service import Biometrics
 from enrollment.templates import FaceModel
+from matching.gallery import Gallery
 from tests.factories import photo, td3
 from visa.mrz import parse_mrz
 
@@ -196,6 +197,7 @@ class TestRebuildPastTheIvfSize:
                 watched = store.watchlisted_capture_seqs(conn)
         finally:
             runtime.close()
+        assert isinstance(rebuilt.enrolled, Gallery)
         assert rebuilt.enrolled.index_kind == "ivf"
         # Built once at the final size, not trained at 1,000 and grown past it.
         assert rebuilt.enrolled.trained_size == 1_100

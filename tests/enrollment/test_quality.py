@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.settings import QualityThresholds, Settings
+from core.settings import QualityProfiles, QualityThresholds, Settings
 from enrollment import capture, quality
 from enrollment.capture import LowQuality, MultipleFaces, NoFace
 from enrollment.intake import RGBImage, decode
@@ -133,7 +133,7 @@ SPOILED = {
     "contrast_x0.2_around_128": Spoiled(flattened, "low_contrast"),
     "right_55_percent_kept": Spoiled(half_face, "face_cut_off"),
     "rotated_30_degrees": Spoiled(tilted, "pose", QualityThresholds(max_pose_deg=20)),
-    "kiosk_needs_120_px_between_eyes": Spoiled(
+    "a_profile_needing_120_px_between_eyes": Spoiled(
         lambda image: image, "face_too_small", QualityThresholds(min_eye_distance_px=120)
     ),
 }
@@ -163,12 +163,14 @@ class TestSpoiledCaptures:
         assert case.fails in failed(measures), report
         assert failed(measures) <= {case.fails} | case.tolerated, report
 
-    def test_kiosk_threshold_comes_from_settings(self, face_model: FaceModel) -> None:
+    def test_enrollment_threshold_comes_from_settings(self, face_model: FaceModel) -> None:
         data = (FACES / "obama.jpg").read_bytes()
         assert capture.analyse(face_model, data, Settings()).measures[0].passed
-        kiosk = Settings(quality=QualityThresholds(min_eye_distance_px=120))
+        strict = Settings(
+            quality=QualityProfiles(enrollment=QualityThresholds(min_eye_distance_px=120))
+        )
         with pytest.raises(LowQuality) as caught:
-            capture.analyse(face_model, data, kiosk)
+            capture.analyse(face_model, data, strict)
         (entry,) = caught.value.extra["failed"]
         assert entry["measure"] == "face_too_small"
         assert entry["threshold"] == 120
@@ -217,7 +219,8 @@ class TestAnalyse:
             assert set(entry) == {"measure", "value", "threshold"}
             assert isinstance(entry["value"], float)
             assert math.isfinite(entry["value"])
-        assert failures[0]["value"] < failures[0]["threshold"] == Settings().quality.min_sharpness
+        limit = Settings().quality.enrollment.min_sharpness
+        assert failures[0]["value"] < failures[0]["threshold"] == limit
         assert error.body()["failed"] == failures
 
     def test_good_capture_reports_every_measure(self, face_model: FaceModel) -> None:

@@ -463,6 +463,8 @@ class TestExactAndApproximate:
         gallery.add(large.ids[: IVF_MIN_SIZE - 1], large.vectors[: IVF_MIN_SIZE - 1])
         below = gallery.index_kind
         gallery.add(large.ids[IVF_MIN_SIZE - 1 : 3000], large.vectors[IVF_MIN_SIZE - 1 : 3000])
+        # The switch is trained beside the flat index, which answers until it is done.
+        assert gallery.wait_for_retrain()
         assert (below, gallery.index_kind) == ("flat", "ivf")
         assert len(gallery) == 3000
         # Every template, from before and after the switch, is its own nearest neighbour.
@@ -493,6 +495,7 @@ class TestExactAndApproximate:
         nlist_before = faiss.extract_index_ivf(gallery._index).nlist
         for start in range(IVF_MIN_SIZE, 10_000, 1000):
             gallery.add(large.ids[start : start + 1000], large.vectors[start : start + 1000])
+        assert gallery.wait_for_retrain()
         # White-box: the retrain path really ran (more lists for a larger gallery).
         assert faiss.extract_index_ivf(gallery._index).nlist > nlist_before
         assert len(gallery) == 10_000
@@ -601,6 +604,7 @@ class TestPersistence:
         assert np.all(dists[:, 0] < SAME_VECTOR)  # still float32
         # Growing fourfold retrains on the decoded float32 vectors, into float16 lists.
         restored.add(large.ids[3000:12001], large.vectors[3000:12001])
+        assert restored.wait_for_retrain()
         assert restored.trained_size == 12001
         ids, dists = restored.search(large.vectors[:12001:40], 1)
         np.testing.assert_array_equal(ids[:, 0], large.ids[:12001:40])
@@ -747,6 +751,7 @@ class TestConcurrency:
             written.result()
             assert sum(r.result() for r in reads) == 450
 
+        assert gallery.wait_for_retrain()
         assert gallery.index_kind == "ivf"
         assert set(gallery.ids().tolist()) == every
         ids, _ = gallery.search(large.vectors[: len(every)], 1)

@@ -56,6 +56,18 @@ class TestLoadPolicy:
             with pytest.raises(ConfigurationError):
                 policy.load_policy(write(tmp_path, with_line("border_points", bad)))
 
+    def test_chip_required_is_optional_and_holds_icao_codes(self, tmp_path: Path) -> None:
+        loaded = policy.load_policy(write(tmp_path, GOOD))
+        assert loaded.chip_required == ()
+        assert not loaded.needs_chip("D")
+        named = policy.load_policy(write(tmp_path, with_line("chip_required", '["D", "GBR"]')))
+        assert named.chip_required == ("D", "GBR")
+        assert named.needs_chip("D")
+        assert not named.needs_chip("FRA")
+        for bad in ('["de"]', '["GERMANY"]', '"D"', "[1]"):
+            with pytest.raises(ConfigurationError, match="chip_required"):
+                policy.load_policy(write(tmp_path, with_line("chip_required", bad)))
+
     def test_a_custom_file_loads(self, tmp_path: Path) -> None:
         loaded = policy.load_policy(write(tmp_path, GOOD))
         assert (loaded.host_state, loaded.rule_set) == ("ATL", "test-7")
