@@ -241,7 +241,7 @@ class Engine(Protocol):
 class GalleryEngine:
     has_batch = True
 
-    def __init__(self, index: str, gallery: Gallery, params: str) -> None:
+    def __init__(self, index: str, gallery: Gallery | milvus.MilvusGallery, params: str) -> None:
         self.index = index
         self.gallery = gallery
         self.params = params
@@ -824,26 +824,6 @@ def run(opts: Options) -> Report:
     return report
 
 
-class MilvusEngine:
-    """Border's Milvus gallery (matching.milvus.MilvusGallery), searched as the service
-    searches it: one call a query, one call for the batch."""
-
-    has_batch = True
-
-    def __init__(self, index: str, gallery: milvus.MilvusGallery, params: str) -> None:
-        self.index = index
-        self.gallery = gallery
-        self.params = params
-
-    def search_one(self, query: F32) -> tuple[int, float]:
-        ids, dists = self.gallery.search(query, 1)
-        return int(ids[0, 0]), float(dists[0, 0])
-
-    def search(self, queries: F32) -> tuple[I64, F32]:
-        ids, dists = self.gallery.search(queries, 1)
-        return ids[:, 0], dists[:, 0]
-
-
 def descendants_rss_mb() -> float:
     """Resident memory of this process's child processes (Milvus Lite runs its server as
     one), from /proc."""
@@ -906,7 +886,7 @@ def _milvus_row(
             memory = descendants_rss_mb() - rss_before if lite else float("nan")
             where = "Lite, temporary file" if lite and opts.milvus_uri is None else uri
             name = f"milvus-{'lite-' if lite else ''}{gallery.index.lower()}"
-            engine = MilvusEngine(
+            engine = GalleryEngine(
                 name, gallery, f"{gallery.index}, IP, strong consistency; {where}"
             )
             m = measure(engine, single, probes.queries, quiet=opts.quiet)
